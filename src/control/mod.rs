@@ -29,4 +29,8 @@
 //! backend's accounts and keeping the snapshot fresh), [`greeting`] (what the
 //! backend announces, for the proxy to announce the same).
 
+pub mod accounts;
 pub mod host;
+pub mod users;
+
+pub use users::{AuthOutcome, BackendLogin, UserDirectory};
