@@ -30,6 +30,7 @@
 //! backend announces, for the proxy to announce the same).
 
 pub mod accounts;
+pub mod greeting;
 pub mod host;
 pub mod users;
 
