@@ -1,4 +1,196 @@
-fn main() {
-    eprintln!("dbrouter: not yet wired");
-    std::process::exit(2);
+//! `dbrouter`: command line, logging, and the threads' start and stop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use clap::Parser;
+
+use dbrouter::config::{Config, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
+use dbrouter::control::{self, UserDirectory};
+use dbrouter::protocol::consts::caps;
+use dbrouter::reactor::{self, ShardAddr, Shared};
+
+/// A thread-per-core sharding proxy for MySQL and MariaDB.
+///
+/// Start it with a configuration file (`--config`), or, to try it against one
+/// server, with `--listen` and `--backend`: it then accepts the server's own
+/// accounts, read with the admin account named by DBROUTER_ADMIN_USER and
+/// DBROUTER_ADMIN_PASSWORD. Log level: RUST_LOG (error, warn, info, debug).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The TOML configuration file (see README.md, "Configuration").
+    #[arg(long, short, conflicts_with_all = ["listen", "backend"])]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:6033 (one-shard mode).
+    #[arg(long, requires = "backend")]
+    listen: Option<SocketAddr>,
+    /// The one backend server, e.g. 127.0.0.1:3306 (one-shard mode).
+    #[arg(long, requires = "listen")]
+    backend: Option<SocketAddr>,
+    /// Reactor threads (default: one per core; overrides the file).
+    #[arg(long)]
+    reactors: Option<usize>,
+}
+
+/// The server version announced when the backend cannot be asked at start.
+/// MariaDB clients read the `5.5.5-` prefix as "this is MariaDB".
+const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-dbrouter";
+/// Capabilities assumed when the backend cannot be asked at start: what
+/// MariaDB 10.x offers, minus what the proxy does not relay.
+const FALLBACK_CAPS: u32 = 0xF7FF_FFFE;
+const FALLBACK_CHARSET: u8 = 45; // utf8mb4_general_ci
+/// How long the startup look at the backend's greeting may take.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let mut config = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dbrouter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = args.reactors {
+        config.proxy.reactors = Some(n);
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dbrouter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, String> {
+    if let Some(path) = &args.config {
+        return Config::from_file(path).map_err(|e| e.to_string());
+    }
+    let (Some(listen), Some(backend)) = (args.listen, args.backend) else {
+        return Err("give --config FILE, or --listen ADDR --backend ADDR (see --help)".into());
+    };
+    let user = std::env::var(ADMIN_USER_ENV).map_err(|_| {
+        format!(
+            "--listen/--backend accept the backend's own accounts, read with an admin \
+             account: set {ADMIN_USER_ENV} and {ADMIN_PASSWORD_ENV}"
+        )
+    })?;
+    let password = std::env::var(ADMIN_PASSWORD_ENV).unwrap_or_default();
+    Config::single_backend(listen, backend, user, password).map_err(|e| e.to_string())
+}
+
+fn run(config: Config) -> Result<(), String> {
+    let shard_config = &config.shards[0];
+    let shard = ShardAddr {
+        shard: shard_config.id,
+        addr: shard_config.master,
+    };
+
+    // What the backend says about itself decides what clients are offered,
+    // so that replies can be relayed byte for byte.
+    let facts = control::greeting::read_server_greeting(shard.addr, GREETING_TIMEOUT);
+    let (version, backend_caps, charset) = match &facts {
+        Some(f) => (f.version.clone(), f.capabilities, f.charset),
+        None => {
+            log::warn!("{shard} did not greet us at start; announcing defaults");
+            (
+                FALLBACK_VERSION.to_string(),
+                FALLBACK_CAPS,
+                FALLBACK_CHARSET,
+            )
+        }
+    };
+    let server_version = config
+        .proxy
+        .server_version
+        .clone()
+        .unwrap_or(version)
+        .into_bytes();
+    let advertised_caps = (backend_caps & caps::PROXY_SUPPORTED) | caps::CLIENT_LONG_PASSWORD;
+
+    let directory = match &config.backend_users {
+        Some(_) => control::accounts::initial_directory(&config, shard.addr),
+        None => UserDirectory::from_config(&config),
+    };
+    let users = Arc::new(ArcSwap::from_pointee(directory));
+    let (refresh_tx, refresh_rx) = crossbeam_channel::bounded(1);
+    let refresh = config.backend_users.is_some().then_some(refresh_tx);
+
+    let reactor_count = config.reactor_count();
+    let pin = config.proxy.pin_cores;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        users: users.clone(),
+        refresh,
+        shard,
+        server_version,
+        advertised_caps,
+        server_charset: charset,
+        connection_ids: AtomicU32::new(1),
+        stopping: AtomicBool::new(false),
+    });
+
+    let cores = if pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut reactors = Vec::with_capacity(reactor_count);
+    for id in 0..reactor_count {
+        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let handle = reactor::spawn(id, shared.clone(), core)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.proxy.listen))?;
+        reactors.push(handle);
+    }
+    let wakers: Vec<_> = reactors.iter().map(|r| r.waker.clone()).collect();
+
+    let stop_control = Arc::new(AtomicBool::new(false));
+    let refresher = config.backend_users.clone().map(|b| {
+        control::accounts::spawn_refresher(
+            b,
+            shard.addr,
+            users.clone(),
+            refresh_rx,
+            wakers.clone(),
+            stop_control.clone(),
+        )
+    });
+    log::info!(
+        "dbrouter listening on {} with {reactor_count} reactors, {shard} as backend",
+        config.proxy.listen
+    );
+
+    // The main thread only waits for a signal.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    if let Some(signal) = signals.forever().next() {
+        log::info!(
+            "signal {signal}: no new connections; running statements get {} ms",
+            config.proxy.shutdown_timeout_ms
+        );
+    }
+    shared.stopping.store(true, Ordering::Release);
+    for waker in &wakers {
+        let _ = waker.wake();
+    }
+    for r in reactors {
+        let _ = r.thread.join();
+    }
+    stop_control.store(true, Ordering::Release);
+    if let Some(t) = refresher {
+        let _ = t.join();
+    }
+    log::info!("dbrouter stopped");
+    Ok(())
 }

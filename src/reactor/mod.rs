@@ -1,1 +1,309 @@
-//! Per-core event loops.
+//! The per-core event loops.
+//!
+//! Each reactor is one thread pinned to one core, with its own mio `Poll`,
+//! its own SO_REUSEPORT listener, and the sessions it accepted (each owning
+//! its client socket, its backend connection and its buffers). Nothing on the
+//! data path is shared between reactors: across threads go only the
+//! read-mostly account snapshot (`ArcSwap`), a stop flag, and wake-ups.
+//!
+//! Rules of the loop (from mio): events are edge-triggered, so a socket is
+//! read or written until it says `WouldBlock`, and its readiness is remembered
+//! in the session until then; events may be spurious; the one `Waker` per
+//! `Poll` is how other threads get a reactor's attention.
+
+mod backend;
+mod buffer;
+mod listener;
+mod session;
+mod timer;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+pub use backend::ShardAddr;
+pub use buffer::{Buffer, Io};
+
+use crate::config::Config;
+use crate::control::accounts::RefreshRequest;
+use crate::control::UserDirectory;
+use session::{Liveness, Session};
+use timer::Timers;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+/// Events taken from the kernel per `poll`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// What every reactor reads and nobody on the data path writes.
+pub struct Shared {
+    pub config: Config,
+    /// Who may log in; replaced whole by the control plane.
+    pub users: Arc<ArcSwap<UserDirectory>>,
+    /// Asks the control plane to re-read the backends' accounts.
+    pub refresh: Option<crossbeam_channel::Sender<RefreshRequest>>,
+    /// The one shard this version serves.
+    pub shard: ShardAddr,
+    /// What clients are told in the greeting.
+    pub server_version: Vec<u8>,
+    pub advertised_caps: u32,
+    pub server_charset: u8,
+    /// Connection ids shown to clients; unique across reactors.
+    pub connection_ids: AtomicU32,
+    /// Set on SIGTERM/SIGINT; reactors stop accepting and drain.
+    pub stopping: AtomicBool,
+}
+
+/// What a session may use while it is being driven.
+pub struct Ctx<'a> {
+    pub registry: &'a Registry,
+    pub shared: &'a Shared,
+    pub timers: &'a mut Timers,
+    pub now: Instant,
+    /// The reactor is shutting down: idle sessions close.
+    pub draining: bool,
+}
+
+/// A running reactor, as seen from the main thread.
+pub struct ReactorHandle {
+    pub waker: Arc<Waker>,
+    pub thread: JoinHandle<()>,
+}
+
+/// Binds the listener and starts reactor `id`, pinned to `core` if given.
+/// Binding happens here, before the thread starts, so a port in use is an
+/// error at startup rather than a dead thread.
+pub fn spawn(
+    id: usize,
+    shared: Arc<Shared>,
+    core: Option<core_affinity::CoreId>,
+) -> io::Result<ReactorHandle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let mut listener = listener::bind_reuseport(shared.config.proxy.listen)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let reactor = Reactor {
+        id,
+        poll,
+        listener: Some(listener),
+        sessions: Slab::new(),
+        timers: Timers::default(),
+        shared,
+        again: Vec::new(),
+        drain_deadline: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("dbrouter-reactor-{id}"))
+        .spawn(move || {
+            if let Some(core) = core {
+                if !core_affinity::set_for_current(core) {
+                    log::warn!("reactor {id}: could not pin to core {}", core.id);
+                }
+            }
+            reactor.run();
+        })?;
+    Ok(ReactorHandle { waker, thread })
+}
+
+struct Reactor {
+    id: usize,
+    poll: Poll,
+    listener: Option<mio::net::TcpListener>,
+    sessions: Slab<Session>,
+    timers: Timers,
+    shared: Arc<Shared>,
+    /// Sessions that stopped at their round limit with work left.
+    again: Vec<usize>,
+    drain_deadline: Option<Instant>,
+}
+
+impl Reactor {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        log::info!(
+            "reactor {} serving {}",
+            self.id,
+            self.shared.config.proxy.listen
+        );
+        loop {
+            let timeout = if self.again.is_empty() {
+                self.timers.poll_timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("reactor {}: poll failed: {e}", self.id);
+                    return;
+                }
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => self.on_wake(now),
+                    Token(t) => {
+                        let key = t / 2;
+                        let back = t % 2 == 1;
+                        // Errors and hang-ups show up as readable/writable:
+                        // the next read or write reports them.
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable =
+                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        if let Some(session) = self.sessions.get_mut(key) {
+                            session.on_event(back, readable, writable);
+                            self.drive(key, now);
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.again) {
+                self.drive(key, now);
+            }
+            while let Some((key, generation)) = self.timers.pop_expired(now) {
+                self.on_deadline(key, generation, now);
+            }
+            if let Some(deadline) = self.drain_deadline {
+                if self.sessions.is_empty() {
+                    break;
+                }
+                if now >= deadline {
+                    log::warn!(
+                        "reactor {}: closing {} sessions still busy at the shutdown deadline",
+                        self.id,
+                        self.sessions.len()
+                    );
+                    break;
+                }
+            }
+        }
+        log::info!("reactor {} stopped", self.id);
+    }
+
+    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut Slab<Session>) {
+        let ctx = Ctx {
+            registry: self.poll.registry(),
+            shared: &self.shared,
+            timers: &mut self.timers,
+            now,
+            draining: self.drain_deadline.is_some(),
+        };
+        (ctx, &mut self.sessions)
+    }
+
+    fn drive(&mut self, key: usize, now: Instant) {
+        let (mut ctx, sessions) = self.ctx(now);
+        let Some(session) = sessions.get_mut(key) else {
+            return;
+        };
+        match session.drive(&mut ctx) {
+            Liveness::Alive => {}
+            Liveness::Busy => self.again.push(key),
+            Liveness::Closed => self.close(key),
+        }
+    }
+
+    fn on_deadline(&mut self, key: usize, generation: u64, now: Instant) {
+        let (mut ctx, sessions) = self.ctx(now);
+        let Some(session) = sessions.get_mut(key) else {
+            return;
+        };
+        match session.on_deadline(generation, &mut ctx) {
+            Liveness::Alive => {}
+            Liveness::Busy => self.again.push(key),
+            Liveness::Closed => self.close(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.sessions.contains(key) {
+            let mut session = self.sessions.remove(key);
+            session.deregister(self.poll.registry());
+        }
+    }
+
+    /// Accepts until the kernel's queue is empty.
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next event
+                    // rather than spin.
+                    log::warn!("reactor {}: accept failed: {e}", self.id);
+                    return;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let entry = self.sessions.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(key * 2),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("reactor {}: cannot register a client: {e}", self.id);
+                continue;
+            }
+            let connection_id = self.shared.connection_ids.fetch_add(1, Ordering::Relaxed);
+            let mut ctx = Ctx {
+                registry: self.poll.registry(),
+                shared: &self.shared,
+                timers: &mut self.timers,
+                now,
+                draining: false,
+            };
+            let session = Session::new(key, stream, peer, connection_id, &mut ctx);
+            entry.insert(session);
+            log::debug!("reactor {}: session {key} from {peer}", self.id);
+        }
+    }
+
+    /// Another thread wants something: shutdown, or new accounts to look at.
+    fn on_wake(&mut self, now: Instant) {
+        if self.shared.stopping.load(Ordering::Acquire) && self.drain_deadline.is_none() {
+            if let Some(mut listener) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+            self.drain_deadline = Some(now + self.shared.config.shutdown_timeout());
+            log::info!(
+                "reactor {}: stopping; {} sessions to finish",
+                self.id,
+                self.sessions.len()
+            );
+            let idle: Vec<usize> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.is_idle())
+                .map(|(k, _)| k)
+                .collect();
+            for key in idle {
+                self.close(key);
+            }
+            // Busy ones close when their statement ends (they see
+            // `draining` when they come back to Idle).
+        }
+        let waiting: Vec<usize> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.awaits_users())
+            .map(|(k, _)| k)
+            .collect();
+        for key in waiting {
+            self.drive(key, now);
+        }
+    }
+}

@@ -1,0 +1,1225 @@
+//! A client session: its socket, its two buffers, its backend connection and
+//! the phase it is in. Owned by one reactor; nothing here is shared.
+//!
+//! ```text
+//!            greeting sent
+//!  Handshake ─────────────► (response) ──► AuthSwitch ──► (answer) ─┐
+//!      │                         │                                  │
+//!      │                         ▼                                  ▼
+//!      │                   authenticate ◄───────────────────────────┘
+//!      │                    │    │    └─ unknown user ─► AwaitUsers (re-read accounts)
+//!      │                    │    └─ wrong password ─► Closing (ERR 1045)
+//!      │                    ▼
+//!      │              BackendLogin ── failed ─► Closing (ERR 2003/2013/...)
+//!      │                    │ OK
+//!      │                    ▼
+//!      │   ┌──────────►   Idle  ── COM_CHANGE_USER ─► (ChangeUserSwitch) ─► ChangeUserBackend ─┐
+//!      │   │                │                                                                 │
+//!      │   │ reply done     │ command forwarded                                               │
+//!      │   │                ▼                                                                 │
+//!      │   └─────────────  Relay ◄──── Infile (LOAD DATA LOCAL: the client's file) ◄──┐       │
+//!      │                    └───────── 0xFB request ─────────────────────────────────┘       │
+//!      └──────────────────────────────────────────────────────────── Idle ◄──────────────────┘
+//! ```
+//!
+//! Bytes move without copies inside the proxy: the client's packets are read
+//! into `front_in` and written to the backend from there once the command is
+//! known (`in_ready` counts the bytes cleared to go); the backend's reply is
+//! read into `front_out` and written to the client from there as soon as the
+//! reply tracker has seen the packet heads (`out_ready`). Both buffers have a
+//! fixed size: a side that cannot write stops the other side's reads, and TCP
+//! flow control does the rest.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::control::{AuthOutcome, BackendLogin};
+use crate::protocol::auth::{Scramble, NATIVE_PASSWORD};
+use crate::protocol::command::{ChangeUser, Command};
+use crate::protocol::consts::{caps, com, status};
+use crate::protocol::frame::{self, InfileRelay, PacketRelay, HEADER_LEN, MAX_FRAME_PAYLOAD};
+use crate::protocol::handshake::{is_ssl_request, AuthSwitchRequest, Greeting, HandshakeResponse};
+use crate::protocol::packet::{self, ErrorCode};
+use crate::protocol::reply::{Expect, ReplyState, ReplyTracker};
+
+use super::backend::{Backend, BackendFailure, LoginRequest, Step};
+use super::buffer::{Buffer, Io};
+use super::Ctx;
+
+/// Rounds of the drive loop before the session yields to the others; the
+/// reactor comes back to it after polling (fairness under load).
+const MAX_ROUNDS: usize = 32;
+
+/// What the reactor should do with a session after driving it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    /// Stopped at the round limit with work left: drive again soon.
+    Busy,
+    Closed,
+}
+
+/// What the client told us about itself at login.
+#[derive(Default)]
+struct Client {
+    /// The capabilities agreed on: what the client asked ∩ what we offered.
+    caps: u32,
+    charset: u8,
+    max_packet: u32,
+    user: Vec<u8>,
+    database: Option<Vec<u8>>,
+    attributes: Option<Vec<u8>>,
+}
+
+/// What a COM_CHANGE_USER asks for, once its authentication is done.
+struct ChangeUserRequest {
+    database: Vec<u8>,
+    charset: u16,
+    attributes: Option<Vec<u8>>,
+}
+
+/// A COM_CHANGE_USER copied out of the client buffer (the buffer is
+/// consumed before the authentication runs).
+struct ChangeUserCommand {
+    user: Vec<u8>,
+    response: Vec<u8>,
+    native: bool,
+    request: ChangeUserRequest,
+}
+
+impl ChangeUserRequest {
+    fn from_command(change: &ChangeUser<'_>, charset: u8) -> ChangeUserCommand {
+        ChangeUserCommand {
+            user: change.username.to_vec(),
+            response: change.auth_response.to_vec(),
+            native: change.auth_plugin.is_none_or(|p| p == NATIVE_PASSWORD),
+            request: ChangeUserRequest {
+                database: change.database.to_vec(),
+                charset: change.charset.unwrap_or(u16::from(charset)),
+                attributes: change.attributes.map(<[u8]>::to_vec),
+            },
+        }
+    }
+}
+
+enum Purpose {
+    Login,
+    ChangeUser(ChangeUserRequest),
+}
+
+/// An authentication parked until the accounts have been re-read.
+struct PendingAuth {
+    user: Vec<u8>,
+    response: Vec<u8>,
+    reply_seq: u8,
+    purpose: Purpose,
+    generation: u64,
+}
+
+enum Phase {
+    /// Greeting sent; waiting for the client's handshake response.
+    Handshake,
+    /// AuthSwitchRequest sent (the client opened with another plugin).
+    AuthSwitch,
+    /// Unknown user: waiting for the control thread to re-read accounts.
+    AwaitUsers(PendingAuth),
+    /// Connecting and logging in to the backend; then OK to the client.
+    BackendLogin { reply_seq: u8 },
+    /// Between commands.
+    Idle,
+    /// A command is being forwarded (`request`: the rest of a packet too big
+    /// to hold) and its reply relayed (`reply`: none for commands without).
+    Relay {
+        reply: Option<ReplyTracker>,
+        request: Option<PacketRelay>,
+    },
+    /// LOAD DATA LOCAL INFILE: the client's file goes to the backend.
+    Infile(InfileRelay),
+    /// COM_CHANGE_USER with another plugin: AuthSwitchRequest sent.
+    ChangeUserSwitch {
+        user: Vec<u8>,
+        request: ChangeUserRequest,
+    },
+    /// COM_CHANGE_USER sent to the backend; its reply is read by us.
+    ChangeUserBackend {
+        reply_seq: u8,
+        user: Vec<u8>,
+        login: BackendLogin,
+    },
+    /// Send what is in `front_out`, then close.
+    Closing,
+}
+
+pub struct Session {
+    key: usize,
+    front: TcpStream,
+    peer: SocketAddr,
+    front_readable: bool,
+    front_writable: bool,
+    /// Client bytes: the first `in_ready` are cleared to go to the backend.
+    front_in: Buffer,
+    in_ready: usize,
+    /// Bytes for the client: the first `out_ready` are cleared to go.
+    front_out: Buffer,
+    out_ready: usize,
+    back: Option<Backend>,
+    /// Why the backend went away while the session was idle: told to the
+    /// client at its next command.
+    back_lost: Option<String>,
+    phase: Phase,
+    client: Client,
+    scramble: [u8; 20],
+    login: Option<BackendLogin>,
+    /// Grows whenever the deadline changes; stale timers are ignored.
+    timer_generation: u64,
+}
+
+impl Session {
+    /// A new client: the greeting is queued and the handshake deadline armed.
+    pub fn new(
+        key: usize,
+        front: TcpStream,
+        peer: SocketAddr,
+        connection_id: u32,
+        ctx: &mut Ctx<'_>,
+    ) -> Session {
+        let buffer_size = ctx.shared.config.proxy.buffer_size;
+        let scramble = Scramble::generate().0;
+        let mut session = Session {
+            key,
+            front,
+            peer,
+            front_readable: false,
+            front_writable: false,
+            front_in: Buffer::new(buffer_size),
+            in_ready: 0,
+            front_out: Buffer::new(buffer_size),
+            out_ready: 0,
+            back: None,
+            back_lost: None,
+            phase: Phase::Handshake,
+            client: Client::default(),
+            scramble,
+            login: None,
+            timer_generation: 0,
+        };
+        let greeting = Greeting {
+            server_version: &ctx.shared.server_version,
+            connection_id,
+            scramble,
+            capabilities: ctx.shared.advertised_caps,
+            charset: ctx.shared.server_charset,
+            status: status::SERVER_STATUS_AUTOCOMMIT,
+            auth_plugin: NATIVE_PASSWORD,
+        };
+        let mut payload = Vec::with_capacity(128);
+        greeting.write(&mut payload);
+        session.send_packet(0, &payload);
+        let at = ctx.now + ctx.shared.config.handshake_timeout();
+        session.arm_deadline(ctx, at);
+        session
+    }
+
+    /// Records readiness from an event; `back` tells which socket.
+    pub fn on_event(&mut self, back: bool, readable: bool, writable: bool) {
+        if back {
+            if let Some(b) = &mut self.back {
+                b.readable |= readable;
+                b.writable |= writable;
+            }
+        } else {
+            self.front_readable |= readable;
+            self.front_writable |= writable;
+        }
+    }
+
+    /// True between commands: a draining reactor may close it now.
+    pub fn is_idle(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Idle | Phase::Handshake | Phase::AuthSwitch | Phase::AwaitUsers(_)
+        ) && self.in_ready == 0
+    }
+
+    pub fn awaits_users(&self) -> bool {
+        matches!(self.phase, Phase::AwaitUsers(_))
+    }
+
+    /// Unregisters both sockets; dropping the session closes them.
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.front);
+        if let Some(back) = &mut self.back {
+            let _ = registry.deregister(&mut back.stream);
+        }
+    }
+
+    /// The deadline armed with `generation` has passed.
+    pub fn on_deadline(&mut self, generation: u64, ctx: &mut Ctx<'_>) -> Liveness {
+        if generation != self.timer_generation {
+            return Liveness::Alive;
+        }
+        match self.phase {
+            Phase::BackendLogin { reply_seq } => {
+                self.backend_failed(ctx, BackendFailure::Timeout, reply_seq)
+            }
+            Phase::ChangeUserBackend { reply_seq, .. } => {
+                self.backend_failed(ctx, BackendFailure::Timeout, reply_seq)
+            }
+            // A client that does not finish logging in (B8): closed, as
+            // the server closes it after connect_timeout.
+            _ => return Liveness::Closed,
+        }
+        self.drive(ctx)
+    }
+
+    /// Moves every byte that can move now, then returns.
+    pub fn drive(&mut self, ctx: &mut Ctx<'_>) -> Liveness {
+        for _ in 0..MAX_ROUNDS {
+            let mut progress = false;
+
+            // 1. To the client.
+            if self.front_writable && self.out_ready > 0 {
+                match self.front_out.write_to(&mut self.front, self.out_ready) {
+                    Io::Moved(n) => {
+                        self.out_ready -= n;
+                        progress = true;
+                    }
+                    Io::WouldBlock => self.front_writable = false,
+                    Io::Closed => return Liveness::Closed,
+                    Io::Nothing => {}
+                }
+            }
+            if let Phase::Closing = self.phase {
+                if self.out_ready == 0 {
+                    return Liveness::Closed;
+                }
+                if progress {
+                    continue;
+                }
+                return Liveness::Alive;
+            }
+
+            // 2. The backend, both ways.
+            progress |= self.pump_backend(ctx);
+
+            // 3. From the client.
+            if self.front_readable {
+                match self.front_in.read_from(&mut self.front) {
+                    Io::Moved(_) => progress = true,
+                    Io::WouldBlock => self.front_readable = false,
+                    // The client left (or its socket failed): nothing is
+                    // owed to it; the backend connection goes with it.
+                    Io::Closed => return Liveness::Closed,
+                    Io::Nothing => {}
+                }
+            }
+
+            // 4. Whatever the phase can do with the bytes held.
+            progress |= self.advance(ctx);
+
+            if !progress {
+                return Liveness::Alive;
+            }
+        }
+        Liveness::Busy
+    }
+
+    // ---------------------------------------------------------------- backend
+
+    fn pump_backend(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let Some(back) = self.back.as_mut() else {
+            return false;
+        };
+        let mut progress = false;
+        if back.writable {
+            match back.check_connected() {
+                Ok(true) => {}
+                Ok(false) => {
+                    back.writable = false;
+                    return false;
+                }
+                Err(e) => {
+                    self.fail_backend_in_phase(ctx, e);
+                    return true;
+                }
+            }
+            // Proxy-made packets (login, COM_CHANGE_USER) go first; client
+            // bytes only once the backend is logged in.
+            let (io, from_client) = if !back.out.is_empty() {
+                (back.flush_out(), false)
+            } else if self.in_ready > 0 && back.relaying() {
+                (
+                    self.front_in.write_to(&mut back.stream, self.in_ready),
+                    true,
+                )
+            } else {
+                (Io::Nothing, false)
+            };
+            match io {
+                Io::Moved(n) => {
+                    if from_client {
+                        self.in_ready -= n;
+                    }
+                    progress = true;
+                }
+                Io::WouldBlock => back.writable = false,
+                Io::Closed => {
+                    self.fail_backend_in_phase(ctx, BackendFailure::Lost("while sending to it"));
+                    return true;
+                }
+                Io::Nothing => {}
+            }
+        }
+        let Some(back) = self.back.as_mut() else {
+            return true;
+        };
+        if back.readable {
+            if back.relaying() && matches!(self.phase, Phase::Relay { reply: Some(_), .. }) {
+                match self.front_out.read_from(&mut back.stream) {
+                    Io::Moved(_) => {
+                        progress = true;
+                        self.scan_reply(ctx);
+                    }
+                    Io::WouldBlock => back.readable = false,
+                    Io::Closed => {
+                        self.fail_backend_in_phase(ctx, BackendFailure::Lost("during the query"));
+                        return true;
+                    }
+                    Io::Nothing => {} // client buffer full: backpressure
+                }
+            } else {
+                match back.read_inbox() {
+                    Io::Moved(_) => {
+                        progress = true;
+                        self.step_backend_login(ctx);
+                    }
+                    Io::WouldBlock => back.readable = false,
+                    Io::Closed => {
+                        self.fail_backend_in_phase(ctx, BackendFailure::Lost("while it was idle"));
+                        return true;
+                    }
+                    Io::Nothing => {
+                        self.fail_backend_in_phase(
+                            ctx,
+                            BackendFailure::Protocol("it sent more than a login needs".into()),
+                        );
+                        return true;
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    /// Login or intercepted-reply packets arrived from the backend.
+    fn step_backend_login(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(back) = self.back.as_mut() else {
+            return;
+        };
+        let Some(login) = self.login.as_ref() else {
+            return;
+        };
+        match &self.phase {
+            Phase::BackendLogin { reply_seq } => {
+                let reply_seq = *reply_seq;
+                let req = LoginRequest {
+                    login,
+                    client_caps: self.client.caps,
+                    max_packet: self.client.max_packet,
+                    charset: self.client.charset,
+                    database: self.client.database.as_deref(),
+                    attributes: self.client.attributes.as_deref(),
+                };
+                match back.step_login(&req) {
+                    Step::Pending => {}
+                    Step::Done { status } => {
+                        self.disarm_deadline();
+                        self.send_ok(reply_seq, status);
+                        self.phase = Phase::Idle;
+                    }
+                    Step::Failed(e) => self.backend_failed(ctx, e, reply_seq),
+                }
+            }
+            Phase::ChangeUserBackend {
+                reply_seq,
+                login: new_login,
+                ..
+            } => {
+                let reply_seq = *reply_seq;
+                let req = LoginRequest {
+                    login: new_login,
+                    client_caps: self.client.caps,
+                    max_packet: self.client.max_packet,
+                    charset: self.client.charset,
+                    database: None,
+                    attributes: None,
+                };
+                match back.step_login(&req) {
+                    Step::Pending => {}
+                    Step::Done { status } => {
+                        self.disarm_deadline();
+                        if let Phase::ChangeUserBackend { user, login, .. } =
+                            std::mem::replace(&mut self.phase, Phase::Idle)
+                        {
+                            self.client.user = user;
+                            self.login = Some(login);
+                        }
+                        self.send_ok(reply_seq, status);
+                    }
+                    Step::Failed(e) => self.backend_failed(ctx, e, reply_seq),
+                }
+            }
+            // Bytes from an idle backend: it is going away (the server
+            // sends an ERR before closing a killed connection) or broken.
+            _ => self.fail_backend_in_phase(ctx, BackendFailure::Lost("while it was idle")),
+        }
+    }
+
+    /// Reply bytes arrived in `front_out` past `out_ready`: let the
+    /// tracker clear them for the client.
+    fn scan_reply(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Relay {
+            reply: Some(tracker),
+            request,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let unscanned = &self.front_out.data()[self.out_ready..];
+        let scan = match tracker.scan(unscanned) {
+            Ok(scan) => scan,
+            Err(e) => {
+                let seq = tracker.next_seq();
+                let failure = BackendFailure::Protocol(e.to_string());
+                self.backend_failed(ctx, failure, seq);
+                return;
+            }
+        };
+        self.out_ready += scan.forwardable;
+        match scan.state {
+            ReplyState::InProgress => {}
+            ReplyState::Done { .. } => {
+                if request.is_some() {
+                    // The server answered before it had the whole packet
+                    // (it refused it): what follows cannot be followed.
+                    self.back = None;
+                    self.phase = Phase::Closing;
+                } else if self.out_ready < self.front_out.len() {
+                    let failure = BackendFailure::Protocol("bytes after the end of a reply".into());
+                    self.backend_failed(ctx, failure, 0);
+                } else {
+                    self.phase = Phase::Idle;
+                }
+            }
+            ReplyState::LocalInfile => {
+                let next_seq = tracker.next_seq();
+                if self.client.caps & caps::CLIENT_LOCAL_FILES == 0 {
+                    // The client never allowed it (B7): a hostile or
+                    // confused server; nothing is read from any file.
+                    let failure = BackendFailure::Protocol(
+                        "it asked for a local file the client did not offer".into(),
+                    );
+                    self.out_ready -= scan.forwardable;
+                    self.backend_failed(ctx, failure, next_seq);
+                    return;
+                }
+                let limit = ctx.shared.config.proxy.max_allowed_packet;
+                self.phase = Phase::Infile(InfileRelay::new(next_seq, limit));
+            }
+        }
+    }
+
+    /// The backend failed; tell the client in whatever way the phase allows.
+    fn fail_backend_in_phase(&mut self, ctx: &mut Ctx<'_>, failure: BackendFailure) {
+        match &self.phase {
+            Phase::BackendLogin { reply_seq } | Phase::ChangeUserBackend { reply_seq, .. } => {
+                let seq = *reply_seq;
+                self.backend_failed(ctx, failure, seq)
+            }
+            Phase::Relay {
+                reply: Some(tracker),
+                ..
+            } => {
+                let seq = tracker.next_seq();
+                // Drop the unscanned part of a half-received packet so the
+                // ERR does not land inside it.
+                self.front_out_truncate_unscanned();
+                self.backend_failed(ctx, failure, seq)
+            }
+            Phase::Relay { reply: None, .. } | Phase::Infile(_) => {
+                self.backend_failed(ctx, failure, 0)
+            }
+            _ => {
+                // Idle (or still logging the client in): keep the client,
+                // answer its next command with the cause.
+                let mut target = ctx.shared.shard;
+                if let Some(mut back) = self.back.take() {
+                    target = back.target;
+                    let _ = ctx.registry.deregister(&mut back.stream);
+                }
+                self.back_lost = Some(format!("{target}: {}", describe(&failure)));
+                self.in_ready = 0;
+            }
+        }
+    }
+
+    /// Sends the client an ERR for a backend failure and closes the session.
+    fn backend_failed(&mut self, ctx: &mut Ctx<'_>, failure: BackendFailure, seq: u8) {
+        let mut target = ctx.shared.shard;
+        if let Some(mut back) = self.back.take() {
+            target = back.target;
+            let _ = ctx.registry.deregister(&mut back.stream);
+        }
+        let (code, message) = match &failure {
+            BackendFailure::Connect(why) => (
+                ErrorCode::CR_CONN_HOST_ERROR,
+                format!("dbrouter: cannot connect to {target}: {why}"),
+            ),
+            BackendFailure::Timeout => (
+                ErrorCode::CR_CONN_HOST_ERROR,
+                format!(
+                    "dbrouter: {target} did not answer within {} ms",
+                    ctx.shared.config.proxy.connect_timeout_ms
+                ),
+            ),
+            BackendFailure::Refused {
+                code,
+                sqlstate,
+                message,
+            } => {
+                // Server errors keep their code and SQLSTATE; an access
+                // denied after the proxy accepted the password means the
+                // proxy and the server disagree about the account: say so.
+                let text = if *code == ErrorCode::ER_ACCESS_DENIED_ERROR.code {
+                    format!("dbrouter: {target} refused the login: {message}")
+                } else {
+                    message.clone()
+                };
+                let mut bytes = Vec::with_capacity(text.len() + 16);
+                write_relayed_err(&mut bytes, seq, *code, sqlstate, &text);
+                self.push_ready(&bytes);
+                self.phase = Phase::Closing;
+                return;
+            }
+            BackendFailure::Lost(when) => (
+                ErrorCode::CR_SERVER_LOST,
+                format!("dbrouter: lost connection to {target} {when}"),
+            ),
+            BackendFailure::Protocol(why) => (
+                ErrorCode::CR_SERVER_LOST,
+                format!("dbrouter: {target} broke the protocol ({why}); connection closed"),
+            ),
+        };
+        log::warn!("session {}: {message}", self.key);
+        self.send_err(seq, code, &message);
+        self.phase = Phase::Closing;
+    }
+
+    fn front_out_truncate_unscanned(&mut self) {
+        let extra = self.front_out.len() - self.out_ready;
+        if extra > 0 {
+            // Bytes past out_ready are a partial packet head: never sent.
+            let keep = self.out_ready;
+            let mut kept = self.front_out.data()[..keep].to_vec();
+            self.front_out.clear();
+            self.front_out.push(&kept);
+            kept.clear();
+        }
+    }
+
+    // ----------------------------------------------------------------- client
+
+    /// Acts on the client bytes held, as the phase allows. True if anything
+    /// changed.
+    fn advance(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        match &mut self.phase {
+            Phase::Handshake => self.on_handshake_response(ctx),
+            Phase::AuthSwitch => self.on_auth_switch_response(ctx),
+            Phase::AwaitUsers(pending) => {
+                if ctx.shared.users.load().generation() <= pending.generation {
+                    return false;
+                }
+                let Phase::AwaitUsers(p) = std::mem::replace(&mut self.phase, Phase::Closing)
+                else {
+                    return false;
+                };
+                self.authenticate(ctx, p.user, p.response, p.reply_seq, p.purpose, false);
+                true
+            }
+            Phase::Idle => {
+                if ctx.draining {
+                    self.phase = Phase::Closing;
+                    return true;
+                }
+                self.on_command(ctx)
+            }
+            Phase::Relay {
+                request: Some(relay),
+                reply,
+            } => {
+                let unscanned = &self.front_in.data()[self.in_ready..];
+                if unscanned.is_empty() {
+                    return false;
+                }
+                match relay.scan(unscanned) {
+                    Ok(scan) => {
+                        self.in_ready += scan.forwardable;
+                        if scan.done {
+                            let no_reply = reply.is_none();
+                            if no_reply {
+                                self.phase = Phase::Idle;
+                            } else if let Phase::Relay { request, .. } = &mut self.phase {
+                                *request = None;
+                            }
+                        }
+                        scan.forwardable > 0 || scan.done
+                    }
+                    Err(e) => {
+                        self.client_protocol_error(&e);
+                        true
+                    }
+                }
+            }
+            Phase::Relay {
+                request: None,
+                reply: None,
+            } => {
+                self.phase = Phase::Idle;
+                true
+            }
+            Phase::Infile(relay) => {
+                let unscanned = &self.front_in.data()[self.in_ready..];
+                if unscanned.is_empty() {
+                    return false;
+                }
+                match relay.scan(unscanned) {
+                    Ok(scan) => {
+                        self.in_ready += scan.forwardable;
+                        if scan.done {
+                            let tracker = ReplyTracker::new(Expect::InfileResult, self.client.caps)
+                                .starting_at(relay.next_seq());
+                            self.phase = Phase::Relay {
+                                reply: Some(tracker),
+                                request: None,
+                            };
+                        }
+                        scan.forwardable > 0 || scan.done
+                    }
+                    Err(e) => {
+                        self.client_protocol_error(&e);
+                        true
+                    }
+                }
+            }
+            Phase::ChangeUserSwitch { .. } => self.on_change_user_switch_response(ctx),
+            Phase::Relay { .. }
+            | Phase::BackendLogin { .. }
+            | Phase::ChangeUserBackend { .. }
+            | Phase::Closing => false,
+        }
+    }
+
+    /// The next whole packet of client bytes not yet cleared for the backend:
+    /// (sequence id, payload length). Err when it can never fit the buffer.
+    fn whole_client_packet(&self) -> Result<Option<(u8, usize)>, usize> {
+        let avail = &self.front_in.data()[self.in_ready..];
+        let Some(header) = frame::parse_header(avail) else {
+            return Ok(None);
+        };
+        if header.len >= MAX_FRAME_PAYLOAD || HEADER_LEN + header.len > self.front_in.capacity() {
+            return Err(header.len);
+        }
+        if avail.len() < HEADER_LEN + header.len {
+            return Ok(None);
+        }
+        Ok(Some((header.seq, header.len)))
+    }
+
+    fn on_handshake_response(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let (seq, len) = match self.whole_client_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(_) => {
+                self.refuse_and_close(2, ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake");
+                return true;
+            }
+        };
+        if seq != 1 {
+            self.refuse_and_close(
+                2,
+                ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
+                "Got packets out of order",
+            );
+            return true;
+        }
+        let payload = &self.front_in.data()[HEADER_LEN..HEADER_LEN + len];
+        if is_ssl_request(payload) {
+            self.refuse_and_close(
+                2,
+                ErrorCode::ER_HANDSHAKE_ERROR,
+                "Bad handshake: dbrouter does not offer TLS yet; connect without SSL \
+                 (mariadb --ssl=0, ssl-mode=DISABLED)",
+            );
+            return true;
+        }
+        let response = match HandshakeResponse::parse(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!(
+                    "session {}: bad handshake from {}: {e}",
+                    self.key,
+                    self.peer
+                );
+                self.refuse_and_close(2, ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake");
+                return true;
+            }
+        };
+        self.client = Client {
+            caps: response.capabilities & ctx.shared.advertised_caps,
+            charset: response.charset,
+            max_packet: response.max_packet,
+            user: response.username.to_vec(),
+            database: response
+                .database
+                .filter(|d| !d.is_empty())
+                .map(<[u8]>::to_vec),
+            attributes: response.attributes.map(<[u8]>::to_vec),
+        };
+        let native = response.auth_plugin.is_none_or(|p| p == NATIVE_PASSWORD);
+        let scramble_sized = matches!(response.auth_response.len(), 0 | 20);
+        let auth = response.auth_response.to_vec();
+        let can_switch = response.capabilities & caps::CLIENT_PLUGIN_AUTH != 0;
+        self.front_in.consume(HEADER_LEN + len);
+        if native && scramble_sized || !can_switch {
+            let user = self.client.user.clone();
+            self.authenticate(ctx, user, auth, 2, Purpose::Login, true);
+        } else {
+            // MySQL 8 clients open with caching_sha2_password: ask for
+            // mysql_native_password with our scramble.
+            self.send_auth_switch(2);
+            self.phase = Phase::AuthSwitch;
+        }
+        true
+    }
+
+    fn on_auth_switch_response(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let (seq, len) = match self.whole_client_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(_) => {
+                self.refuse_and_close(4, ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake");
+                return true;
+            }
+        };
+        if seq != 3 {
+            self.refuse_and_close(
+                4,
+                ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
+                "Got packets out of order",
+            );
+            return true;
+        }
+        let auth = self.front_in.data()[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.front_in.consume(HEADER_LEN + len);
+        let user = self.client.user.clone();
+        self.authenticate(ctx, user, auth, 4, Purpose::Login, true);
+        true
+    }
+
+    fn send_auth_switch(&mut self, seq: u8) {
+        let mut payload = Vec::with_capacity(48);
+        let mut data = self.scramble.to_vec();
+        data.push(0);
+        AuthSwitchRequest {
+            plugin: NATIVE_PASSWORD,
+            data: &data,
+        }
+        .write(&mut payload);
+        self.send_packet(seq, &payload);
+    }
+
+    fn authenticate(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        user: Vec<u8>,
+        response: Vec<u8>,
+        reply_seq: u8,
+        purpose: Purpose,
+        may_refresh: bool,
+    ) {
+        let directory = ctx.shared.users.load();
+        match directory.authenticate(&user, self.peer.ip(), &self.scramble, &response) {
+            AuthOutcome::Accepted(login) => match purpose {
+                Purpose::Login => self.start_backend_login(ctx, login, reply_seq),
+                Purpose::ChangeUser(request) => {
+                    self.start_change_user(ctx, user, login, request, reply_seq)
+                }
+            },
+            AuthOutcome::UnknownUser if may_refresh && ctx.shared.refresh.is_some() => {
+                if let Some(refresh) = &ctx.shared.refresh {
+                    // A full channel means a re-read is already due.
+                    let _ = refresh.try_send(crate::control::accounts::RefreshRequest);
+                }
+                self.phase = Phase::AwaitUsers(PendingAuth {
+                    user,
+                    response,
+                    reply_seq,
+                    purpose,
+                    generation: directory.generation(),
+                });
+            }
+            AuthOutcome::UnknownUser | AuthOutcome::WrongPassword => {
+                let message = format!(
+                    "Access denied for user '{}'@'{}' (using password: {})",
+                    String::from_utf8_lossy(&user),
+                    self.peer.ip(),
+                    if response.is_empty() { "NO" } else { "YES" }
+                );
+                self.refuse_and_close(reply_seq, ErrorCode::ER_ACCESS_DENIED_ERROR, &message);
+            }
+        }
+    }
+
+    fn start_backend_login(&mut self, ctx: &mut Ctx<'_>, login: BackendLogin, reply_seq: u8) {
+        self.login = Some(login);
+        self.phase = Phase::BackendLogin { reply_seq };
+        let at = ctx.now + ctx.shared.config.connect_timeout();
+        self.arm_deadline(ctx, at);
+        match Backend::connect(ctx.shared.shard) {
+            Ok(mut back) => {
+                let token = Token(self.key * 2 + 1);
+                if let Err(e) = ctx.registry.register(
+                    &mut back.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.backend_failed(ctx, BackendFailure::Connect(e.to_string()), reply_seq);
+                    return;
+                }
+                self.back = Some(back);
+            }
+            Err(e) => self.backend_failed(ctx, e, reply_seq),
+        }
+    }
+
+    fn on_command(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let avail = &self.front_in.data()[self.in_ready..];
+        let Some(header) = frame::parse_header(avail) else {
+            return false;
+        };
+        if header.seq != 0 {
+            self.refuse_and_close(
+                header.seq.wrapping_add(1),
+                ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
+                "Got packets out of order",
+            );
+            return true;
+        }
+        let max = ctx.shared.config.proxy.max_allowed_packet;
+        if header.len > max {
+            self.refuse_and_close(
+                1,
+                ErrorCode::ER_NET_PACKET_TOO_LARGE,
+                "Got a packet bigger than 'max_allowed_packet' bytes",
+            );
+            return true;
+        }
+        let whole = header.len < MAX_FRAME_PAYLOAD && avail.len() >= HEADER_LEN + header.len;
+        if !whole {
+            let fits = header.len < MAX_FRAME_PAYLOAD
+                && HEADER_LEN + header.len <= self.front_in.capacity();
+            if fits || avail.len() <= HEADER_LEN {
+                return false; // the rest is on its way
+            }
+            return self.start_streamed_command(ctx, avail[HEADER_LEN]);
+        }
+        if let Some(cause) = self.back_lost.take() {
+            let message = format!(
+                "dbrouter: lost connection to {cause}; the session's state on the server is \
+                 gone: reconnect"
+            );
+            self.refuse_and_close(1, ErrorCode::CR_SERVER_LOST, &message);
+            return true;
+        }
+        let total = HEADER_LEN + header.len;
+        let payload = &avail[HEADER_LEN..total];
+        let command = match Command::decode(payload, self.client.caps) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("Malformed packet: {e}");
+                return self.answer_locally(total, ErrorCode::ER_UNKNOWN_COM_ERROR, &message);
+            }
+        };
+        let expect = match command {
+            Command::Quit => {
+                // Tell the server goodbye so it does not count an aborted
+                // connection, then close.
+                if let Some(back) = &mut self.back {
+                    let _ = std::io::Write::write(&mut back.stream, &avail[..total]);
+                }
+                self.phase = Phase::Closing;
+                self.front_in.clear();
+                self.in_ready = 0;
+                return true;
+            }
+            Command::ChangeUser(change) => {
+                let change = ChangeUserRequest::from_command(&change, self.client.charset);
+                return self.on_change_user(ctx, total, change);
+            }
+            Command::Refused(refused) => {
+                let message = format!(
+                    "dbrouter does not forward {} ({}): connect to the server directly",
+                    refused.name, refused.why
+                );
+                return self.answer_locally(
+                    total,
+                    ErrorCode::ER_SPECIFIC_ACCESS_DENIED_ERROR,
+                    &message,
+                );
+            }
+            Command::Unknown(_) => {
+                return self.answer_locally(
+                    total,
+                    ErrorCode::ER_UNKNOWN_COM_ERROR,
+                    "Unknown command",
+                )
+            }
+            // Everything else is relayed; the command knows its reply's shape.
+            ref other => other.expect(),
+        };
+        self.in_ready += total;
+        self.phase = match expect {
+            Some(expect) => Phase::Relay {
+                reply: Some(ReplyTracker::new(expect, self.client.caps)),
+                request: None,
+            },
+            None => Phase::Idle,
+        };
+        true
+    }
+
+    /// A command packet too large to hold: forwarded as it arrives. Only
+    /// commands that carry data can be that large.
+    fn start_streamed_command(&mut self, ctx: &mut Ctx<'_>, command: u8) -> bool {
+        let expect = match command {
+            com::COM_QUERY => Some(Expect::Query),
+            com::COM_STMT_PREPARE => Some(Expect::Prepare),
+            com::COM_STMT_EXECUTE => Some(Expect::Execute),
+            com::COM_STMT_SEND_LONG_DATA => None,
+            _ => {
+                self.refuse_and_close(
+                    1,
+                    ErrorCode::ER_NET_PACKET_TOO_LARGE,
+                    "Got a packet bigger than 'max_allowed_packet' bytes",
+                );
+                return true;
+            }
+        };
+        if self.back_lost.is_some() || self.back.is_none() {
+            let message = format!(
+                "dbrouter: lost connection to {}; reconnect",
+                self.back_lost
+                    .take()
+                    .unwrap_or_else(|| ctx.shared.shard.to_string())
+            );
+            self.refuse_and_close(1, ErrorCode::CR_SERVER_LOST, &message);
+            return true;
+        }
+        let max = ctx.shared.config.proxy.max_allowed_packet;
+        self.phase = Phase::Relay {
+            reply: expect.map(|e| ReplyTracker::new(e, self.client.caps)),
+            request: Some(PacketRelay::new(0, max)),
+        };
+        true
+    }
+
+    /// Answers a command the proxy handles itself with an ERR; the
+    /// connection lives on.
+    fn answer_locally(&mut self, total: usize, code: ErrorCode, message: &str) -> bool {
+        if self.in_ready > 0 {
+            return false; // earlier bytes must reach the backend first
+        }
+        self.front_in.consume(total);
+        self.send_err(1, code, message);
+        true
+    }
+
+    fn on_change_user(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        total: usize,
+        change: ChangeUserCommand,
+    ) -> bool {
+        if self.in_ready > 0 {
+            return false;
+        }
+        let scramble_sized = matches!(change.response.len(), 0 | 20);
+        let can_switch = self.client.caps & caps::CLIENT_PLUGIN_AUTH != 0;
+        self.front_in.consume(total);
+        if change.native && scramble_sized || !can_switch {
+            let purpose = Purpose::ChangeUser(change.request);
+            self.authenticate(ctx, change.user, change.response, 1, purpose, true);
+        } else {
+            self.scramble = Scramble::generate().0;
+            self.send_auth_switch(1);
+            self.phase = Phase::ChangeUserSwitch {
+                user: change.user,
+                request: change.request,
+            };
+        }
+        true
+    }
+
+    fn on_change_user_switch_response(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let (seq, len) = match self.whole_client_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(_) => {
+                self.refuse_and_close(3, ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake");
+                return true;
+            }
+        };
+        if seq != 2 {
+            self.refuse_and_close(
+                3,
+                ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
+                "Got packets out of order",
+            );
+            return true;
+        }
+        let response = self.front_in.data()[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.front_in.consume(HEADER_LEN + len);
+        let Phase::ChangeUserSwitch { user, request } =
+            std::mem::replace(&mut self.phase, Phase::Closing)
+        else {
+            return true;
+        };
+        self.authenticate(ctx, user, response, 3, Purpose::ChangeUser(request), true);
+        true
+    }
+
+    fn start_change_user(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        user: Vec<u8>,
+        login: BackendLogin,
+        request: ChangeUserRequest,
+        reply_seq: u8,
+    ) {
+        let Some(back) = self.back.as_mut() else {
+            let cause = self
+                .back_lost
+                .take()
+                .unwrap_or_else(|| ctx.shared.shard.to_string());
+            let message = format!("dbrouter: lost connection to {cause}; reconnect");
+            self.refuse_and_close(reply_seq, ErrorCode::CR_SERVER_LOST, &message);
+            return;
+        };
+        if let Err(e) = back.change_user(
+            &login,
+            &request.database,
+            request.charset,
+            request.attributes.as_deref(),
+        ) {
+            self.backend_failed(ctx, e, reply_seq);
+            return;
+        }
+        self.client.database = Some(request.database).filter(|d| !d.is_empty());
+        self.phase = Phase::ChangeUserBackend {
+            reply_seq,
+            user,
+            login,
+        };
+        let at = ctx.now + ctx.shared.config.connect_timeout();
+        self.arm_deadline(ctx, at);
+    }
+
+    fn client_protocol_error(&mut self, e: &frame::FrameError) {
+        let code = match e {
+            frame::FrameError::OutOfOrder { .. } => ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
+            _ => ErrorCode::ER_NET_PACKET_TOO_LARGE,
+        };
+        // The backend holds half a packet: it cannot be used again.
+        self.back = None;
+        let message = e.to_string();
+        self.refuse_and_close(0, code, &message);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    fn refuse_and_close(&mut self, seq: u8, code: ErrorCode, message: &str) {
+        self.send_err(seq, code, message);
+        self.phase = Phase::Closing;
+    }
+
+    fn send_err(&mut self, seq: u8, code: ErrorCode, message: &str) {
+        let mut bytes = Vec::with_capacity(message.len() + 16);
+        packet::write_err(&mut bytes, seq, code, message);
+        self.push_ready(&bytes);
+    }
+
+    fn send_ok(&mut self, seq: u8, status: u16) {
+        let mut bytes = Vec::with_capacity(16);
+        packet::write_ok(&mut bytes, seq, 0, 0, status, 0);
+        self.push_ready(&bytes);
+    }
+
+    fn send_packet(&mut self, seq: u8, payload: &[u8]) {
+        let mut bytes = Vec::with_capacity(payload.len() + HEADER_LEN);
+        frame::write_packet(&mut bytes, seq, payload);
+        self.push_ready(&bytes);
+    }
+
+    /// Queues proxy-made bytes for the client. They follow everything
+    /// already cleared; nothing unscanned may sit before them.
+    fn push_ready(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(self.out_ready, self.front_out.len());
+        if self.front_out.push(bytes) {
+            self.out_ready = self.front_out.len();
+        } else {
+            // Proxy-made packets are small and only sent when the client
+            // buffer holds no reply: full means a bug, so close rather
+            // than send a corrupt stream.
+            log::error!(
+                "session {}: client buffer full for a proxy packet",
+                self.key
+            );
+            self.phase = Phase::Closing;
+        }
+    }
+
+    fn arm_deadline(&mut self, ctx: &mut Ctx<'_>, at: Instant) {
+        self.timer_generation += 1;
+        ctx.timers.schedule(at, self.key, self.timer_generation);
+    }
+
+    fn disarm_deadline(&mut self) {
+        self.timer_generation += 1;
+    }
+}
+
+/// One line on what happened to a backend, for the client's next ERR.
+fn describe(failure: &BackendFailure) -> String {
+    match failure {
+        BackendFailure::Connect(why) => format!("cannot connect: {why}"),
+        BackendFailure::Timeout => "timed out".into(),
+        BackendFailure::Refused { message, .. } => message.clone(),
+        BackendFailure::Lost(when) => format!("connection closed {when}"),
+        BackendFailure::Protocol(why) => format!("protocol error: {why}"),
+    }
+}
+
+/// An ERR packet carrying a server's own code and SQLSTATE (the
+/// `ErrorCode` constants cover only what the proxy says itself).
+fn write_relayed_err(out: &mut Vec<u8>, seq: u8, code: u16, sqlstate: &[u8; 5], message: &str) {
+    let start = frame::begin_packet(out);
+    out.push(0xff);
+    out.extend_from_slice(&code.to_le_bytes());
+    out.push(b'#');
+    out.extend_from_slice(sqlstate);
+    out.extend_from_slice(message.as_bytes());
+    frame::finish_packet(out, start, seq);
+}
