@@ -116,7 +116,9 @@ struct PendingAuth {
     response: Vec<u8>,
     reply_seq: u8,
     purpose: Purpose,
-    generation: u64,
+    /// When the re-read was asked for: only a read that started later can
+    /// know an account created just before the client connected.
+    requested_at: Instant,
 }
 
 enum Phase {
@@ -639,7 +641,8 @@ impl Session {
             Phase::Handshake => self.on_handshake_response(ctx),
             Phase::AuthSwitch => self.on_auth_switch_response(ctx),
             Phase::AwaitUsers(pending) => {
-                if ctx.shared.users.load().generation() <= pending.generation {
+                let read_started = ctx.shared.users.load().read_started();
+                if read_started.is_none_or(|at| at < pending.requested_at) {
                     return false;
                 }
                 let Phase::AwaitUsers(p) = std::mem::replace(&mut self.phase, Phase::Closing)
@@ -859,6 +862,7 @@ impl Session {
                 }
             },
             AuthOutcome::UnknownUser if may_refresh && ctx.shared.refresh.is_some() => {
+                let requested_at = Instant::now();
                 if let Some(refresh) = &ctx.shared.refresh {
                     // A full channel means a re-read is already due.
                     let _ = refresh.try_send(crate::control::accounts::RefreshRequest);
@@ -868,7 +872,7 @@ impl Session {
                     response,
                     reply_seq,
                     purpose,
-                    generation: directory.generation(),
+                    requested_at,
                 });
             }
             AuthOutcome::UnknownUser | AuthOutcome::WrongPassword => {
