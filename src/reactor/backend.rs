@@ -335,7 +335,14 @@ impl Backend {
                 }
                 None => Step::Failed(BackendFailure::Protocol("malformed OK packet".into())),
             },
-            Some(0xFF) => Step::Failed(refused(payload)),
+            Some(0xFF) => {
+                // A refused COM_CHANGE_USER leaves the server's session as it
+                // was (the old user stays logged in): the connection is usable.
+                if self.mode == Mode::Intercept {
+                    self.mode = Mode::Ready;
+                }
+                Step::Failed(refused(payload))
+            }
             Some(0xFE) => {
                 let Ok(switch) = AuthSwitchRequest::parse(payload) else {
                     return Step::Failed(BackendFailure::Protocol(

@@ -69,6 +69,13 @@ impl Buffer {
         }
     }
 
+    /// Keeps only the first `len` bytes held.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.end = self.start + len;
+        }
+    }
+
     pub fn clear(&mut self) {
         self.start = 0;
         self.end = 0;

@@ -175,7 +175,7 @@ pub struct Session {
     client: Client,
     scramble: [u8; 20],
     login: Option<BackendLogin>,
-    /// Grows whenever the deadline changes; stale timers are ignored.
+    /// The generation of the one live deadline (0: none); others are stale.
     timer_generation: u64,
 }
 
@@ -471,6 +471,19 @@ impl Session {
                         }
                         self.send_ok(reply_seq, status);
                     }
+                    Step::Failed(BackendFailure::Refused {
+                        code,
+                        sqlstate,
+                        message,
+                    }) => {
+                        // As on the server, a refused change of user keeps
+                        // the session and its old user.
+                        self.disarm_deadline();
+                        self.phase = Phase::Idle;
+                        let mut bytes = Vec::with_capacity(message.len() + 16);
+                        write_relayed_err(&mut bytes, reply_seq, code, &sqlstate, &message);
+                        self.push_ready(&bytes);
+                    }
                     Step::Failed(e) => self.backend_failed(ctx, e, reply_seq),
                 }
             }
@@ -510,8 +523,12 @@ impl Session {
                     self.back = None;
                     self.phase = Phase::Closing;
                 } else if self.out_ready < self.front_out.len() {
+                    // The client has its whole reply; the extra bytes are
+                    // the server's fault, told at the next command.
+                    self.front_out.truncate(self.out_ready);
+                    self.phase = Phase::Idle;
                     let failure = BackendFailure::Protocol("bytes after the end of a reply".into());
-                    self.backend_failed(ctx, failure, 0);
+                    self.fail_backend_in_phase(ctx, failure);
                 } else {
                     self.phase = Phase::Idle;
                 }
@@ -546,9 +563,6 @@ impl Session {
                 ..
             } => {
                 let seq = tracker.next_seq();
-                // Drop the unscanned part of a half-received packet so the
-                // ERR does not land inside it.
-                self.front_out_truncate_unscanned();
                 self.backend_failed(ctx, failure, seq)
             }
             Phase::Relay { reply: None, .. } | Phase::Infile(_) => {
@@ -570,6 +584,9 @@ impl Session {
 
     /// Sends the client an ERR for a backend failure and closes the session.
     fn backend_failed(&mut self, ctx: &mut Ctx<'_>, failure: BackendFailure, seq: u8) {
+        // Bytes past `out_ready` are the head of a packet the tracker has not
+        // passed: never sent, so the ERR cannot land inside a packet.
+        self.front_out.truncate(self.out_ready);
         let mut target = ctx.shared.shard;
         if let Some(mut back) = self.back.take() {
             target = back.target;
@@ -618,18 +635,6 @@ impl Session {
         log::warn!("session {}: {message}", self.key);
         self.send_err(seq, code, &message);
         self.phase = Phase::Closing;
-    }
-
-    fn front_out_truncate_unscanned(&mut self) {
-        let extra = self.front_out.len() - self.out_ready;
-        if extra > 0 {
-            // Bytes past out_ready are a partial packet head: never sent.
-            let keep = self.out_ready;
-            let mut kept = self.front_out.data()[..keep].to_vec();
-            self.front_out.clear();
-            self.front_out.push(&kept);
-            kept.clear();
-        }
     }
 
     // ----------------------------------------------------------------- client
@@ -882,7 +887,20 @@ impl Session {
                     self.peer.ip(),
                     if response.is_empty() { "NO" } else { "YES" }
                 );
-                self.refuse_and_close(reply_seq, ErrorCode::ER_ACCESS_DENIED_ERROR, &message);
+                match purpose {
+                    Purpose::Login => self.refuse_and_close(
+                        reply_seq,
+                        ErrorCode::ER_ACCESS_DENIED_ERROR,
+                        &message,
+                    ),
+                    // The server keeps a session whose COM_CHANGE_USER failed,
+                    // logged in as before; so does the proxy (the backend
+                    // was never asked).
+                    Purpose::ChangeUser(_) => {
+                        self.send_err(reply_seq, ErrorCode::ER_ACCESS_DENIED_ERROR, &message);
+                        self.phase = Phase::Idle;
+                    }
+                }
             }
         }
     }
@@ -1196,12 +1214,12 @@ impl Session {
     }
 
     fn arm_deadline(&mut self, ctx: &mut Ctx<'_>, at: Instant) {
-        self.timer_generation += 1;
-        ctx.timers.schedule(at, self.key, self.timer_generation);
+        self.timer_generation = ctx.timers.schedule(at, self.key);
     }
 
+    /// Generation 0 is never handed out: no deadline matches it.
     fn disarm_deadline(&mut self) {
-        self.timer_generation += 1;
+        self.timer_generation = 0;
     }
 }
 

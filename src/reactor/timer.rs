@@ -1,7 +1,9 @@
 //! Deadlines for one reactor. mio has no timers, so the reactor keeps a heap
 //! of (instant, session, generation) and sleeps in `poll` until the earliest.
-//! A session's generation grows whenever it re-arms or clears its deadline,
-//! so stale heap entries are skipped instead of searched for and removed.
+//! Every deadline gets a generation unique in the reactor; a session keeps
+//! the generation of its one live deadline, so stale heap entries (re-armed,
+//! cleared, or left by a closed session whose slab key was reused) are
+//! skipped instead of searched for and removed.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,11 +12,15 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    last_generation: u64,
 }
 
 impl Timers {
-    pub fn schedule(&mut self, at: Instant, session: usize, generation: u64) {
-        self.heap.push(Reverse((at, session, generation)));
+    /// Arms a deadline for `session`; returns its generation.
+    pub fn schedule(&mut self, at: Instant, session: usize) -> u64 {
+        self.last_generation += 1;
+        self.heap.push(Reverse((at, session, self.last_generation)));
+        self.last_generation
     }
 
     /// How long `poll` may sleep: until the earliest deadline.
@@ -44,13 +50,14 @@ mod tests {
     fn expired_come_out_earliest_first() {
         let now = Instant::now();
         let mut t = Timers::default();
-        t.schedule(now + Duration::from_secs(2), 2, 0);
-        t.schedule(now + Duration::from_secs(1), 1, 0);
+        let g2 = t.schedule(now + Duration::from_secs(2), 2);
+        let g1 = t.schedule(now + Duration::from_secs(1), 1);
+        assert_ne!(g1, g2, "generations are unique across sessions");
         assert_eq!(t.poll_timeout(now), Some(Duration::from_secs(1)));
         assert_eq!(t.pop_expired(now), None);
         let later = now + Duration::from_secs(3);
-        assert_eq!(t.pop_expired(later), Some((1, 0)));
-        assert_eq!(t.pop_expired(later), Some((2, 0)));
+        assert_eq!(t.pop_expired(later), Some((1, g1)));
+        assert_eq!(t.pop_expired(later), Some((2, g2)));
         assert_eq!(t.pop_expired(later), None);
     }
 }
