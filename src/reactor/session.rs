@@ -45,7 +45,7 @@ use crate::protocol::handshake::{is_ssl_request, AuthSwitchRequest, Greeting, Ha
 use crate::protocol::packet::{self, ErrorCode};
 use crate::protocol::reply::{Expect, ReplyState, ReplyTracker};
 
-use super::backend::{Backend, BackendFailure, LoginRequest, Step};
+use super::backend::{Backend, BackendFailure, LoginRequest, ShardAddr, Step};
 use super::buffer::{Buffer, Io};
 use super::Ctx;
 
@@ -520,7 +520,7 @@ impl Session {
                 if request.is_some() {
                     // The server answered before it had the whole packet
                     // (it refused it): what follows cannot be followed.
-                    self.back = None;
+                    self.drop_backend(ctx);
                     self.phase = Phase::Closing;
                 } else if self.out_ready < self.front_out.len() {
                     // The client has its whole reply; the extra bytes are
@@ -571,11 +571,7 @@ impl Session {
             _ => {
                 // Idle (or still logging the client in): keep the client,
                 // answer its next command with the cause.
-                let mut target = ctx.shared.shard;
-                if let Some(mut back) = self.back.take() {
-                    target = back.target;
-                    let _ = ctx.registry.deregister(&mut back.stream);
-                }
+                let target = self.drop_backend(ctx);
                 self.back_lost = Some(format!("{target}: {}", describe(&failure)));
                 self.in_ready = 0;
             }
@@ -587,11 +583,7 @@ impl Session {
         // Bytes past `out_ready` are the head of a packet the tracker has not
         // passed: never sent, so the ERR cannot land inside a packet.
         self.front_out.truncate(self.out_ready);
-        let mut target = ctx.shared.shard;
-        if let Some(mut back) = self.back.take() {
-            target = back.target;
-            let _ = ctx.registry.deregister(&mut back.stream);
-        }
+        let target = self.drop_backend(ctx);
         let (code, message) = match &failure {
             BackendFailure::Connect(why) => (
                 ErrorCode::CR_CONN_HOST_ERROR,
@@ -686,7 +678,7 @@ impl Session {
                         scan.forwardable > 0 || scan.done
                     }
                     Err(e) => {
-                        self.client_protocol_error(&e);
+                        self.client_protocol_error(ctx, &e);
                         true
                     }
                 }
@@ -717,7 +709,7 @@ impl Session {
                         scan.forwardable > 0 || scan.done
                     }
                     Err(e) => {
-                        self.client_protocol_error(&e);
+                        self.client_protocol_error(ctx, &e);
                         true
                     }
                 }
@@ -1159,15 +1151,27 @@ impl Session {
         self.arm_deadline(ctx, at);
     }
 
-    fn client_protocol_error(&mut self, e: &frame::FrameError) {
+    fn client_protocol_error(&mut self, ctx: &mut Ctx<'_>, e: &frame::FrameError) {
         let code = match e {
             frame::FrameError::OutOfOrder { .. } => ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
             _ => ErrorCode::ER_NET_PACKET_TOO_LARGE,
         };
         // The backend holds half a packet: it cannot be used again.
-        self.back = None;
+        self.drop_backend(ctx);
+        self.front_out.truncate(self.out_ready);
         let message = e.to_string();
         self.refuse_and_close(0, code, &message);
+    }
+
+    /// Closes the backend connection; returns where it was connected.
+    fn drop_backend(&mut self, ctx: &mut Ctx<'_>) -> ShardAddr {
+        match self.back.take() {
+            Some(mut back) => {
+                let _ = ctx.registry.deregister(&mut back.stream);
+                back.target
+            }
+            None => ctx.shared.shard,
+        }
     }
 
     // ---------------------------------------------------------------- helpers
