@@ -827,12 +827,37 @@ impl ConfigBuilder {
     }
 }
 
-/// The usual proxy in front of `db`: `app` as a configured user and the
-/// backend's own accounts.
+/// The usual proxy in front of `db`: the backend's own accounts, read with
+/// the admin account (what `dbrouter --listen --backend` does), from a file.
 pub fn standard_config(db: &MariaDb) -> ConfigBuilder {
-    ConfigBuilder::new(free_port(), db.addr())
-        .user(APP_USER, APP_PASSWORD)
-        .backend_users(ADMIN_USER, ADMIN_PASSWORD)
+    ConfigBuilder::new(free_port(), db.addr()).backend_users(ADMIN_USER, ADMIN_PASSWORD)
+}
+
+/// Starts the usual proxy (see [`standard_config`]) in front of `db`.
+pub fn proxy_for(db: &MariaDb) -> Dbrouter {
+    Dbrouter::start(&standard_config(db).build())
+}
+
+/// Runs `scenario` directly against `db`, then through a fresh proxy in
+/// front of it, and asserts both outcomes are equal: a client must not be
+/// able to tell the proxy from the server. Returns the outcome and the
+/// proxy (still running, for further checks).
+///
+/// The direct half runs first, so a failure to start the proxy shows that
+/// the scenario itself passed against the server.
+pub fn direct_then_proxy<T, F>(db: &MariaDb, scenario: F) -> (T, Dbrouter)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: Fn(&Target) -> T,
+{
+    let direct = scenario(&db.target());
+    let proxy = proxy_for(db);
+    let via = scenario(&proxy.target());
+    assert_eq!(
+        direct, via,
+        "direct (left) and through dbrouter (right) differ"
+    );
+    (direct, proxy)
 }
 
 // ---------------------------------------------------------------------------
