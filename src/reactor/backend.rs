@@ -116,6 +116,9 @@ pub struct Backend {
     pub target: ShardAddr,
     pub readable: bool,
     pub writable: bool,
+    /// The server hung up or the socket failed: read until `Closed`, never
+    /// trust a short read to mean "drained".
+    pub hup: bool,
     /// Proxy-made packets on their way to the server.
     pub out: Buffer,
     /// Packets the proxy reads itself (login, intercepted replies).
@@ -140,6 +143,7 @@ impl Backend {
             target,
             readable: false,
             writable: false,
+            hup: false,
             out: Buffer::new(LOGIN_BUFFER),
             inbox: Buffer::new(LOGIN_BUFFER),
             mode: Mode::Connecting,

@@ -18,8 +18,14 @@ pub struct Buffer {
 /// not errors, so the session's drive loop reads as a state machine.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Io {
-    /// This many bytes moved.
+    /// This many bytes moved: all that was offered (write) or all there was
+    /// room for (read); the socket may have more.
     Moved(usize),
+    /// Fewer bytes moved than offered: a read found the socket drained, a
+    /// write found its send buffer full. Trying again now would only return
+    /// `WouldBlock`, and edge-triggered epoll reports when it is worth it, so
+    /// the caller skips that syscall.
+    Short(usize),
     /// The socket has nothing more for now (or cannot take more).
     WouldBlock,
     /// The peer closed its side.
@@ -104,12 +110,17 @@ impl Buffer {
         if self.data.len() - self.end < self.data.len() / 4 {
             self.compact();
         }
+        let offered = self.data.len() - self.end;
         loop {
             match src.read(&mut self.data[self.end..]) {
                 Ok(0) => return Io::Closed,
                 Ok(n) => {
                     self.end += n;
-                    return Io::Moved(n);
+                    return if n < offered {
+                        Io::Short(n)
+                    } else {
+                        Io::Moved(n)
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -130,7 +141,11 @@ impl Buffer {
                 Ok(0) => return Io::Closed,
                 Ok(written) => {
                     self.consume(written);
-                    return Io::Moved(written);
+                    return if written < n {
+                        Io::Short(written)
+                    } else {
+                        Io::Moved(written)
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -175,7 +190,7 @@ mod tests {
         assert_eq!(b.read_from(&mut src), Io::Moved(4));
         assert_eq!(b.read_from(&mut src), Io::Nothing);
         b.consume(4);
-        assert_eq!(b.read_from(&mut src), Io::Moved(2));
+        assert_eq!(b.read_from(&mut src), Io::Short(2), "short read: drained");
         assert_eq!(b.read_from(&mut src), Io::Closed);
     }
 

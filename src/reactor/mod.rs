@@ -154,12 +154,12 @@ impl Reactor {
                         let back = t % 2 == 1;
                         // Errors and hang-ups show up as readable/writable:
                         // the next read or write reports them.
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let hup = event.is_read_closed() || event.is_error();
+                        let readable = event.is_readable() || hup;
                         let writable =
                             event.is_writable() || event.is_write_closed() || event.is_error();
                         if let Some(session) = self.sessions.get_mut(key) {
-                            session.on_event(back, readable, writable);
+                            session.on_event(back, readable, writable, hup);
                             self.drive(key, now);
                         }
                     }

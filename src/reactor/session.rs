@@ -161,6 +161,8 @@ pub struct Session {
     peer: SocketAddr,
     front_readable: bool,
     front_writable: bool,
+    /// The client hung up: read until `Closed` (see `Io::Short`).
+    front_hup: bool,
     /// Client bytes: the first `in_ready` are cleared to go to the backend.
     front_in: Buffer,
     in_ready: usize,
@@ -196,6 +198,7 @@ impl Session {
             peer,
             front_readable: false,
             front_writable: false,
+            front_hup: false,
             front_in: Buffer::new(buffer_size),
             in_ready: 0,
             front_out: Buffer::new(buffer_size),
@@ -226,15 +229,18 @@ impl Session {
     }
 
     /// Records readiness from an event; `back` tells which socket.
-    pub fn on_event(&mut self, back: bool, readable: bool, writable: bool) {
+    /// `hup`: the peer hung up or the socket failed.
+    pub fn on_event(&mut self, back: bool, readable: bool, writable: bool, hup: bool) {
         if back {
             if let Some(b) = &mut self.back {
                 b.readable |= readable;
                 b.writable |= writable;
+                b.hup |= hup;
             }
         } else {
             self.front_readable |= readable;
             self.front_writable |= writable;
+            self.front_hup |= hup;
         }
     }
 
@@ -289,6 +295,11 @@ impl Session {
                         self.out_ready -= n;
                         progress = true;
                     }
+                    Io::Short(n) => {
+                        self.out_ready -= n;
+                        self.front_writable = false;
+                        progress = true;
+                    }
                     Io::WouldBlock => self.front_writable = false,
                     Io::Closed => return Liveness::Closed,
                     Io::Nothing => {}
@@ -311,6 +322,10 @@ impl Session {
             if self.front_readable {
                 match self.front_in.read_from(&mut self.front) {
                     Io::Moved(_) => progress = true,
+                    Io::Short(_) => {
+                        self.front_readable = self.front_hup;
+                        progress = true;
+                    }
                     Io::WouldBlock => self.front_readable = false,
                     // The client left (or its socket failed): nothing is
                     // owed to it; the backend connection goes with it.
@@ -361,9 +376,12 @@ impl Session {
                 (Io::Nothing, false)
             };
             match io {
-                Io::Moved(n) => {
+                Io::Moved(n) | Io::Short(n) => {
                     if from_client {
                         self.in_ready -= n;
+                    }
+                    if matches!(io, Io::Short(_)) {
+                        back.writable = false;
                     }
                     progress = true;
                 }
@@ -380,8 +398,12 @@ impl Session {
         };
         if back.readable {
             if back.relaying() && matches!(self.phase, Phase::Relay { reply: Some(_), .. }) {
-                match self.front_out.read_from(&mut back.stream) {
-                    Io::Moved(_) => {
+                let io = self.front_out.read_from(&mut back.stream);
+                if matches!(io, Io::Short(_)) && !back.hup {
+                    back.readable = false;
+                }
+                match io {
+                    Io::Moved(_) | Io::Short(_) => {
                         progress = true;
                         self.scan_reply(ctx);
                     }
@@ -393,8 +415,12 @@ impl Session {
                     Io::Nothing => {} // client buffer full: backpressure
                 }
             } else {
-                match back.read_inbox() {
-                    Io::Moved(_) => {
+                let io = back.read_inbox();
+                if matches!(io, Io::Short(_)) && !back.hup {
+                    back.readable = false;
+                }
+                match io {
+                    Io::Moved(_) | Io::Short(_) => {
                         progress = true;
                         self.step_backend_login(ctx);
                     }
