@@ -16,3 +16,4 @@ pub mod control;
 pub mod fuzzing;
 pub mod protocol;
 pub mod reactor;
+pub mod route;

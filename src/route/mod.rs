@@ -1,0 +1,8 @@
+//! Routing: which shard a statement goes to.
+//!
+//! key -> bucket -> shard: the scanner finds the shard-key values that bind
+//! every row a statement can touch; each value hashes to one of a fixed
+//! number of buckets; a table of bucket ranges names the shard. A statement
+//! the scanner cannot route with certainty is refused, never guessed.
+
+pub mod schema;
