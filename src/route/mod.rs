@@ -6,3 +6,4 @@
 //! the scanner cannot route with certainty is refused, never guessed.
 
 pub mod schema;
+pub mod value;
