@@ -471,7 +471,8 @@ mod tests {
     fn every_command_byte_is_decided() {
         let mut refused = 0;
         for b in 0..=255u8 {
-            let c = d(&[b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+            let p = [b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            let c = d(&p).unwrap();
             if let Command::Refused(r) = c {
                 assert_eq!(r.code, b);
                 assert!(r.name.starts_with("COM_") && !r.why.is_empty());
@@ -487,7 +488,7 @@ mod tests {
 
     #[test]
     fn change_user_forms() {
-        let full = b"\x11bob\0\x14abcdefghijklmnopqrst\0shop\0\x2d\0mysql_native_password\0\x07\x01k\x05value";
+        let full = b"\x11bob\0\x14abcdefghijklmnopqrstshop\0\x2d\0mysql_native_password\0\x08\x01k\x05value";
         let Ok(Command::ChangeUser(cu)) = d(full) else {
             panic!()
         };

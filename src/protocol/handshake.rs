@@ -504,7 +504,7 @@ mod tests {
             auth_response: b"01234567890123456789",
             database: Some(b"shop"),
             auth_plugin: Some(NATIVE_PASSWORD),
-            attributes: Some(b"\x04_pid\x0412345\x0c_client_name\x0alibmariadb"),
+            attributes: Some(b"\x04_pid\x0512345\x0c_client_name\x0alibmariadb"),
         }
     }
 
@@ -647,7 +647,7 @@ mod tests {
 
     #[test]
     fn append_attribute_keeps_the_block_valid() {
-        let mut block = b"\x04_pid\x0412345".to_vec();
+        let mut block = b"\x04_pid\x0512345".to_vec();
         append_attribute(&mut block, b"_proxy", b"dbrouter");
         assert!(attributes_valid(&block));
         assert_eq!(

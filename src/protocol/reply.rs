@@ -225,6 +225,9 @@ pub struct ReplyTracker {
     continued: bool,
     /// The reply's first packet has been decoded.
     started: bool,
+    /// The sequence id the next frame from the server should carry: where a
+    /// proxy-made ERR goes if the server is lost mid-reply.
+    next_seq: u8,
 }
 
 impl ReplyTracker {
@@ -248,7 +251,22 @@ impl ReplyTracker {
             in_packet: false,
             continued: false,
             started: false,
+            next_seq: 1,
         }
+    }
+
+    /// Sets the sequence id the reply starts at (1 after a one-packet
+    /// command; after a LOCAL INFILE upload, the one after the client's
+    /// empty packet).
+    pub fn starting_at(mut self, seq: u8) -> ReplyTracker {
+        self.next_seq = seq;
+        self
+    }
+
+    /// The sequence id of the next frame the server would send; after the
+    /// reply ended, of the packet after its last one.
+    pub fn next_seq(&self) -> u8 {
+        self.next_seq
     }
 
     /// Seeds the status reported when the reply ends with an ERR (which
@@ -315,6 +333,7 @@ impl ReplyTracker {
             pos += HEADER_LEN;
             self.body_left = h.len;
             self.continued = h.len == MAX_FRAME_PAYLOAD;
+            self.next_seq = h.seq.wrapping_add(1);
         }
         Ok(ReplyScan {
             forwardable: pos,
@@ -595,6 +614,639 @@ impl ReplyTracker {
             Phase::FieldDefs => "a column definition, EOF or ERR",
             Phase::Single => "OK, EOF or ERR",
             Phase::Ending(_) | Phase::Ended(_) => "nothing",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::consts::caps::CLIENT_PROTOCOL_41;
+    use crate::protocol::consts::status::*;
+    use crate::protocol::frame::write_packet;
+    use crate::protocol::packet::{write_text_row, ColumnDefinition};
+
+    const DEP: u32 = CLIENT_PROTOCOL_41 | CLIENT_DEPRECATE_EOF;
+    const OLD: u32 = CLIENT_PROTOCOL_41;
+    const AC: u16 = SERVER_STATUS_AUTOCOMMIT;
+    const MORE: u16 = SERVER_MORE_RESULTS_EXISTS;
+
+    /// Builds a reply the way a server frames it.
+    struct B {
+        out: Vec<u8>,
+        seq: u8,
+        dep: bool,
+    }
+
+    impl B {
+        fn new(caps: u32) -> B {
+            B {
+                out: Vec::new(),
+                seq: 1,
+                dep: caps & CLIENT_DEPRECATE_EOF != 0,
+            }
+        }
+        fn pkt(mut self, p: &[u8]) -> B {
+            self.seq = write_packet(&mut self.out, self.seq, p);
+            self
+        }
+        fn ok(self, status: u16) -> B {
+            let mut p = vec![0, 1, 0];
+            p.extend_from_slice(&status.to_le_bytes());
+            p.extend_from_slice(&[0, 0]);
+            self.pkt(&p)
+        }
+        fn err(self) -> B {
+            self.pkt(b"\xff\x7a\x04#42S02Table 'x.t' doesn't exist")
+        }
+        fn eof(self, status: u16) -> B {
+            let mut p = vec![0xfe, 0, 0];
+            p.extend_from_slice(&status.to_le_bytes());
+            self.pkt(&p)
+        }
+        /// The end of a result set under the builder's capabilities.
+        fn end(self, status: u16) -> B {
+            if self.dep {
+                let mut p = vec![0xfe, 0, 0];
+                p.extend_from_slice(&status.to_le_bytes());
+                p.extend_from_slice(&[0, 0]);
+                self.pkt(&p)
+            } else {
+                self.eof(status)
+            }
+        }
+        fn defs(mut self, n: usize) -> B {
+            for i in 0..n {
+                let name = format!("c{i}");
+                let mut p = Vec::new();
+                ColumnDefinition {
+                    schema: b"shop",
+                    table: b"t",
+                    org_table: b"t",
+                    name: name.as_bytes(),
+                    org_name: name.as_bytes(),
+                    charset: 45,
+                    length: 44,
+                    column_type: 0xfd,
+                    flags: 0,
+                    decimals: 0,
+                }
+                .write(&mut p);
+                self = self.pkt(&p);
+            }
+            self
+        }
+        /// Column count, definitions and (without DEPRECATE_EOF) their EOF.
+        fn cols(self, n: u64) -> B {
+            let mut p = Vec::new();
+            crate::protocol::reader::put_lenenc_int(&mut p, n);
+            let b = self.pkt(&p).defs(n as usize);
+            if b.dep {
+                b
+            } else {
+                b.eof(AC)
+            }
+        }
+        fn row(self, vals: &[Option<&[u8]>]) -> B {
+            let mut p = Vec::new();
+            write_text_row(&mut p, vals);
+            self.pkt(&p)
+        }
+        fn bin_row(self) -> B {
+            self.pkt(b"\x00\x00\x01\x00\x00\x00")
+        }
+        fn prepare_ok(self, columns: u16, params: u16) -> B {
+            let mut p = vec![0, 7, 0, 0, 0];
+            p.extend_from_slice(&columns.to_le_bytes());
+            p.extend_from_slice(&params.to_le_bytes());
+            p.extend_from_slice(&[0, 0, 0]);
+            self.pkt(&p)
+        }
+        fn bytes(self) -> Vec<u8> {
+            self.out
+        }
+    }
+
+    /// Scans `reply` followed by an unrelated packet: in one piece, split in
+    /// two at every byte boundary, and byte by byte. Every run must end at
+    /// exactly `reply.len()` with `want`, and no prefix may end it early.
+    fn check(name: &str, expect: Expect, caps: u32, reply: &[u8], want: ReplyState) {
+        let mut stream = reply.to_vec();
+        write_packet(&mut stream, 0, b"\x03SELECT 'next command'");
+        let mut t = ReplyTracker::new(expect, caps).with_status(AC);
+        let s = t.scan(&stream).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            s,
+            ReplyScan {
+                forwardable: reply.len(),
+                state: want
+            },
+            "{name}"
+        );
+        assert_eq!(
+            t.scan(&stream[reply.len()..]).unwrap(),
+            ReplyScan {
+                forwardable: 0,
+                state: want
+            }
+        );
+
+        for split in 0..=stream.len() {
+            let mut t = ReplyTracker::new(expect, caps).with_status(AC);
+            let a = t.scan(&stream[..split]).unwrap();
+            assert!(a.forwardable <= split, "{name} split {split}");
+            if split < reply.len() {
+                assert_eq!(
+                    a.state,
+                    ReplyState::InProgress,
+                    "{name}: ended early at {split}"
+                );
+            }
+            let b = t.scan(&stream[a.forwardable..]).unwrap();
+            assert_eq!(
+                a.forwardable + b.forwardable,
+                reply.len(),
+                "{name} split {split}"
+            );
+            assert_eq!(b.state, want, "{name} split {split}");
+        }
+
+        // Byte by byte, keeping the unscanned rest like the reactor does.
+        let mut t = ReplyTracker::new(expect, caps).with_status(AC);
+        let (mut start, mut fwd) = (0, 0);
+        for end in 1..=stream.len() {
+            let s = t.scan(&stream[start..end]).unwrap();
+            start += s.forwardable;
+            fwd += s.forwardable;
+            if s.state != ReplyState::InProgress {
+                assert_eq!((fwd, s.state), (reply.len(), want), "{name} byte by byte");
+                return;
+            }
+        }
+        panic!("{name}: byte by byte never ended");
+    }
+
+    fn done(status: u16) -> ReplyState {
+        ReplyState::Done { status }
+    }
+
+    #[test]
+    fn every_reply_shape_with_and_without_deprecate_eof() {
+        let st = AC | SERVER_STATUS_IN_TRANS;
+        for caps in [OLD, DEP] {
+            let b = || B::new(caps);
+            let cases: Vec<(&str, Expect, Vec<u8>, ReplyState)> = vec![
+                ("query ok", Expect::Query, b().ok(st).bytes(), done(st)),
+                ("query err", Expect::Query, b().err().bytes(), done(AC)),
+                (
+                    "query result set",
+                    Expect::Query,
+                    b().cols(2)
+                        .row(&[Some(b"1"), Some(b"")])
+                        .row(&[Some(b""), None])
+                        .row(&[None, Some(b"\xfe\xff")])
+                        .end(st)
+                        .bytes(),
+                    done(st),
+                ),
+                (
+                    "query empty result set",
+                    Expect::Query,
+                    b().cols(1).end(AC).bytes(),
+                    done(AC),
+                ),
+                (
+                    "query err mid rows",
+                    Expect::Query,
+                    b().cols(1).row(&[Some(b"1")]).err().bytes(),
+                    done(AC),
+                ),
+                (
+                    "query multi results",
+                    Expect::Query,
+                    b().cols(1)
+                        .row(&[Some(b"1")])
+                        .end(AC | MORE)
+                        .ok(AC | MORE)
+                        .cols(3)
+                        .row(&[None, None, None])
+                        .end(AC | MORE)
+                        .ok(st)
+                        .bytes(),
+                    done(st),
+                ),
+                (
+                    "query multi results err",
+                    Expect::Query,
+                    b().ok(AC | MORE).err().bytes(),
+                    done(AC | MORE),
+                ),
+                (
+                    "local infile",
+                    Expect::Query,
+                    b().pkt(b"\xfb/tmp/data.csv").bytes(),
+                    ReplyState::LocalInfile,
+                ),
+                (
+                    "local infile after a result",
+                    Expect::Query,
+                    b().ok(AC | MORE).pkt(b"\xfbdata.csv").bytes(),
+                    ReplyState::LocalInfile,
+                ),
+                (
+                    "infile result ok",
+                    Expect::InfileResult,
+                    b().ok(st).bytes(),
+                    done(st),
+                ),
+                (
+                    "infile result err",
+                    Expect::InfileResult,
+                    b().err().bytes(),
+                    done(AC),
+                ),
+                (
+                    "infile result then more",
+                    Expect::InfileResult,
+                    b().ok(AC | MORE).cols(1).row(&[Some(b"x")]).end(AC).bytes(),
+                    done(AC),
+                ),
+                (
+                    "prepare no params no columns",
+                    Expect::Prepare,
+                    b().prepare_ok(0, 0).bytes(),
+                    done(AC),
+                ),
+                ("prepare err", Expect::Prepare, b().err().bytes(), done(AC)),
+                (
+                    "prepare params and columns",
+                    Expect::Prepare,
+                    {
+                        let x = b().prepare_ok(3, 2).defs(2);
+                        let x = if caps & CLIENT_DEPRECATE_EOF == 0 {
+                            x.eof(AC)
+                        } else {
+                            x
+                        };
+                        let x = x.defs(3);
+                        if caps & CLIENT_DEPRECATE_EOF == 0 {
+                            x.eof(st)
+                        } else {
+                            x
+                        }
+                    }
+                    .bytes(),
+                    done(if caps & CLIENT_DEPRECATE_EOF == 0 {
+                        st
+                    } else {
+                        AC
+                    }),
+                ),
+                (
+                    "prepare params only",
+                    Expect::Prepare,
+                    {
+                        let x = b().prepare_ok(0, 1).defs(1);
+                        if caps & CLIENT_DEPRECATE_EOF == 0 {
+                            x.eof(AC)
+                        } else {
+                            x
+                        }
+                    }
+                    .bytes(),
+                    done(AC),
+                ),
+                (
+                    "prepare columns only",
+                    Expect::Prepare,
+                    {
+                        let x = b().prepare_ok(2, 0).defs(2);
+                        if caps & CLIENT_DEPRECATE_EOF == 0 {
+                            x.eof(AC)
+                        } else {
+                            x
+                        }
+                    }
+                    .bytes(),
+                    done(AC),
+                ),
+                ("execute ok", Expect::Execute, b().ok(st).bytes(), done(st)),
+                ("execute err", Expect::Execute, b().err().bytes(), done(AC)),
+                (
+                    "execute binary rows",
+                    Expect::Execute,
+                    b().cols(2).bin_row().bin_row().end(st).bytes(),
+                    done(st),
+                ),
+                (
+                    "execute procedure results",
+                    Expect::Execute,
+                    b().cols(1)
+                        .bin_row()
+                        .end(AC | MORE | SERVER_PS_OUT_PARAMS)
+                        .ok(st)
+                        .bytes(),
+                    done(st),
+                ),
+                (
+                    "execute with a cursor",
+                    Expect::Execute,
+                    b().cols(2).eof(AC | SERVER_STATUS_CURSOR_EXISTS).bytes(),
+                    done(AC | SERVER_STATUS_CURSOR_EXISTS),
+                ),
+                (
+                    "fetch",
+                    Expect::Fetch,
+                    b().bin_row()
+                        .bin_row()
+                        .end(AC | SERVER_STATUS_CURSOR_EXISTS)
+                        .bytes(),
+                    done(AC | SERVER_STATUS_CURSOR_EXISTS),
+                ),
+                (
+                    "fetch last rows",
+                    Expect::Fetch,
+                    b().bin_row().end(AC | SERVER_STATUS_LAST_ROW_SENT).bytes(),
+                    done(AC | SERVER_STATUS_LAST_ROW_SENT),
+                ),
+                ("fetch err", Expect::Fetch, b().err().bytes(), done(AC)),
+                (
+                    "field list",
+                    Expect::FieldList,
+                    b().defs(3).end(st).bytes(),
+                    done(st),
+                ),
+                (
+                    "field list empty",
+                    Expect::FieldList,
+                    b().end(st).bytes(),
+                    done(st),
+                ),
+                (
+                    "field list err",
+                    Expect::FieldList,
+                    b().err().bytes(),
+                    done(AC),
+                ),
+                (
+                    "statistics",
+                    Expect::Statistics,
+                    b().pkt(b"Uptime: 5  Threads: 1  Questions: 2").bytes(),
+                    done(AC),
+                ),
+                (
+                    "statistics empty",
+                    Expect::Statistics,
+                    b().pkt(b"").bytes(),
+                    done(AC),
+                ),
+                ("simple ok", Expect::Simple, b().ok(st).bytes(), done(st)),
+                ("simple err", Expect::Simple, b().err().bytes(), done(AC)),
+                (
+                    "simple eof (set option)",
+                    Expect::Simple,
+                    b().eof(st).bytes(),
+                    done(st),
+                ),
+            ];
+            for (name, expect, bytes, want) in cases {
+                check(
+                    &format!("{name} caps={caps:#x}"),
+                    expect,
+                    caps,
+                    &bytes,
+                    want,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn execute_cursor_eof_under_deprecate_eof() {
+        // MySQL still sends a 5-byte EOF after the column definitions of a
+        // cursor under DEPRECATE_EOF; its status is read as an EOF's.
+        let st = AC | SERVER_STATUS_CURSOR_EXISTS;
+        let r = B::new(DEP).cols(2).eof(st).bytes();
+        check("cursor eof", Expect::Execute, DEP, &r, done(st));
+    }
+
+    #[test]
+    fn err_status_is_the_last_seen() {
+        let r = B::new(OLD).ok(SERVER_STATUS_IN_TRANS | MORE).err().bytes();
+        let mut t = ReplyTracker::new(Expect::Query, OLD);
+        assert_eq!(
+            t.scan(&r).unwrap().state,
+            done(SERVER_STATUS_IN_TRANS | MORE)
+        );
+        assert!(t.ended_with_error() && t.is_done());
+        assert_eq!(t.status(), SERVER_STATUS_IN_TRANS | MORE);
+    }
+
+    #[test]
+    fn impossible_replies_are_errors() {
+        let cases: Vec<(&str, Expect, u32, Vec<u8>)> = vec![
+            (
+                "empty packet start",
+                Expect::Query,
+                OLD,
+                B::new(OLD).pkt(b"").bytes(),
+            ),
+            (
+                "column count 0",
+                Expect::Query,
+                OLD,
+                B::new(OLD).pkt(b"\x00").bytes(),
+            ),
+            (
+                "huge column count",
+                Expect::Query,
+                OLD,
+                B::new(OLD).pkt(b"\xfd\x00\x00\x01").bytes(),
+            ),
+            (
+                "column count with trailing bytes",
+                Expect::Query,
+                OLD,
+                B::new(OLD).pkt(b"\x02\x00").bytes(),
+            ),
+            (
+                "eof where a count goes",
+                Expect::Query,
+                OLD,
+                B::new(OLD).eof(AC).bytes(),
+            ),
+            (
+                "truncated ok",
+                Expect::Query,
+                OLD,
+                B::new(OLD).pkt(b"\x00\x00\x00\x02").bytes(),
+            ),
+            (
+                "no infile for execute",
+                Expect::Execute,
+                OLD,
+                B::new(OLD).pkt(b"\xfbfile").bytes(),
+            ),
+            (
+                "binary row not 0x00",
+                Expect::Execute,
+                DEP,
+                B::new(DEP).cols(1).pkt(b"\x01abc").bytes(),
+            ),
+            (
+                "fetch row not 0x00",
+                Expect::Fetch,
+                OLD,
+                B::new(OLD).pkt(b"\x05").bytes(),
+            ),
+            (
+                "missing column eof",
+                Expect::Query,
+                OLD,
+                B::new(OLD).pkt(b"\x01").defs(1).row(&[Some(b"x")]).bytes(),
+            ),
+            (
+                "infile result not ok",
+                Expect::InfileResult,
+                OLD,
+                B::new(OLD).cols(1).bytes(),
+            ),
+            (
+                "simple garbage",
+                Expect::Simple,
+                OLD,
+                B::new(OLD).pkt(b"\x03abc").bytes(),
+            ),
+            (
+                "simple empty",
+                Expect::Simple,
+                OLD,
+                B::new(OLD).pkt(b"").bytes(),
+            ),
+            (
+                "prepare garbage",
+                Expect::Prepare,
+                OLD,
+                B::new(OLD).pkt(b"\x01").bytes(),
+            ),
+            (
+                "prepare ok short",
+                Expect::Prepare,
+                OLD,
+                B::new(OLD).pkt(b"\x00\x01\x00\x00\x00\x01").bytes(),
+            ),
+            (
+                "prepare missing eof",
+                Expect::Prepare,
+                OLD,
+                B::new(OLD).prepare_ok(0, 1).defs(2).bytes(),
+            ),
+            (
+                "empty row",
+                Expect::Query,
+                DEP,
+                B::new(DEP).cols(1).pkt(b"").bytes(),
+            ),
+        ];
+        for (name, expect, caps, bytes) in cases {
+            let mut t = ReplyTracker::new(expect, caps);
+            let e = t.scan(&bytes).expect_err(name);
+            assert!(!e.to_string().contains('\n'));
+            // Split anywhere, the error comes as soon as the packet start is in.
+            for split in 0..bytes.len() {
+                let mut t = ReplyTracker::new(expect, caps);
+                let r = t
+                    .scan(&bytes[..split])
+                    .and_then(|a| t.scan(&bytes[a.forwardable..]));
+                assert_eq!(r, Err(e), "{name} split {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn continuation_frames_are_never_decoded_as_packet_starts() {
+        const MAX: usize = MAX_FRAME_PAYLOAD;
+        for caps in [OLD, DEP] {
+            // A row of MAX + 10 bytes whose second frame looks like an ERR,
+            // one of exactly MAX bytes (an empty frame follows), and one of
+            // 2 * MAX bytes whose second frame looks like an EOF.
+            let mut big = vec![b'a'; MAX + 10];
+            big[0] = 0xfc; // lenenc string header is irrelevant to the tracker
+            big[MAX] = 0xff;
+            let mut exact = vec![b'b'; MAX];
+            exact[0] = 0x01;
+            let mut double = vec![b'c'; 2 * MAX];
+            double[0] = 0x01;
+            double[MAX] = 0xfe;
+            double[MAX + 1..MAX + 5].fill(0);
+            let r = B::new(caps)
+                .cols(1)
+                .pkt(&big)
+                .pkt(&exact)
+                .pkt(&double)
+                .end(AC)
+                .bytes();
+            let mut stream = r.clone();
+            write_packet(&mut stream, 0, b"\x0e");
+            let mut t = ReplyTracker::new(Expect::Query, caps);
+            assert_eq!(
+                t.scan(&stream).unwrap(),
+                ReplyScan {
+                    forwardable: r.len(),
+                    state: done(AC)
+                }
+            );
+            // In chunks that cut the big frames' headers and bodies.
+            for chunk in [3usize, 4093, MAX - 1, MAX + 4] {
+                let mut t = ReplyTracker::new(Expect::Query, caps);
+                let (mut start, mut end) = (0, 0);
+                loop {
+                    end = (end + chunk).min(stream.len());
+                    let s = t.scan(&stream[start..end]).unwrap();
+                    start += s.forwardable;
+                    if s.state != ReplyState::InProgress {
+                        assert_eq!((start, s.state), (r.len(), done(AC)), "chunk {chunk}");
+                        break;
+                    }
+                    assert!(end < stream.len(), "chunk {chunk}: never ended");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_statistics_reply_may_span_frames() {
+        let body = vec![b's'; MAX_FRAME_PAYLOAD];
+        let r = B::new(OLD).pkt(&body).bytes();
+        check_big(Expect::Statistics, &r);
+    }
+
+    fn check_big(expect: Expect, r: &[u8]) {
+        let mut t = ReplyTracker::new(expect, OLD);
+        let a = t.scan(&r[..r.len() - 1]).unwrap();
+        assert_eq!(a.state, ReplyState::InProgress);
+        let b = t.scan(&r[a.forwardable..]).unwrap();
+        assert_eq!((a.forwardable + b.forwardable, b.state), (r.len(), done(0)));
+    }
+
+    #[test]
+    fn only_the_head_of_a_packet_is_needed() {
+        // The tracker reports a long row's head and body as forwardable
+        // before the rest of the row arrived.
+        let r = B::new(OLD)
+            .cols(1)
+            .row(&[Some(&[b'x'; 1000])])
+            .end(AC)
+            .bytes();
+        let row_start = r.len() - 9 - 1007;
+        let mut t = ReplyTracker::new(Expect::Query, OLD);
+        let s = t.scan(&r[..row_start + HEADER_LEN + PEEK + 100]).unwrap();
+        assert_eq!(s.forwardable, row_start + HEADER_LEN + PEEK + 100);
+        // A row start without its first PEEK bytes is held back whole.
+        for cut in 0..HEADER_LEN + PEEK {
+            let mut t = ReplyTracker::new(Expect::Query, OLD);
+            let s = t.scan(&r[..row_start + cut]).unwrap();
+            assert_eq!(s.forwardable, row_start);
         }
     }
 }
