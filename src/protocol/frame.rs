@@ -532,7 +532,7 @@ mod tests {
             assert_eq!(relay.next_seq(), end_seq);
         }
         let mut relay = InfileRelay::new(2, 100);
-        assert_eq!(relay.scan(&out[..len - 4]).unwrap().done, false);
+        assert!(!relay.scan(&out[..len - 4]).unwrap().done);
         let mut relay = InfileRelay::new(3, 100);
         assert_eq!(
             relay.scan(&out),
