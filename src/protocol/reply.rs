@@ -1197,7 +1197,7 @@ mod tests {
                 }
             );
             // In chunks that cut the big frames' headers and bodies.
-            for chunk in [3usize, 4093, MAX - 1, MAX + 4] {
+            for chunk in [4093usize, MAX - 1, MAX + 4] {
                 let mut t = ReplyTracker::new(Expect::Query, caps);
                 let (mut start, mut end) = (0, 0);
                 loop {
@@ -1210,6 +1210,21 @@ mod tests {
                     }
                     assert!(end < stream.len(), "chunk {chunk}: never ended");
                 }
+            }
+            // Two pieces, cut anywhere near a frame header.
+            let mut at = 0;
+            while at < r.len() {
+                for cut in at.saturating_sub(6)..(at + HEADER_LEN + PEEK + 2).min(stream.len()) {
+                    let mut t = ReplyTracker::new(Expect::Query, caps);
+                    let a = t.scan(&stream[..cut]).unwrap();
+                    let b = t.scan(&stream[a.forwardable..]).unwrap();
+                    assert_eq!(
+                        (a.forwardable + b.forwardable, b.state),
+                        (r.len(), done(AC)),
+                        "cut {cut}"
+                    );
+                }
+                at += HEADER_LEN + parse_header(&r[at..]).unwrap().len;
             }
         }
     }
@@ -1247,6 +1262,127 @@ mod tests {
             let mut t = ReplyTracker::new(Expect::Query, OLD);
             let s = t.scan(&r[..row_start + cut]).unwrap();
             assert_eq!(s.forwardable, row_start);
+        }
+    }
+}
+
+/// Replies captured from MariaDB 10.11 (`fuzz/capture_mariadb.py`), logged in
+/// like the proxy (bit 0 set), with and without CLIENT_DEPRECATE_EOF.
+#[cfg(test)]
+mod captured {
+    use super::*;
+    use crate::protocol::consts::caps::PROXY_SUPPORTED;
+    use std::path::PathBuf;
+
+    fn expect_named(name: &str) -> Option<Expect> {
+        Some(match name {
+            "query" => Expect::Query,
+            "prepare" => Expect::Prepare,
+            "execute" => Expect::Execute,
+            "fetch" => Expect::Fetch,
+            "fieldlist" => Expect::FieldList,
+            "statistics" => Expect::Statistics,
+            "simple" => Expect::Simple,
+            "infileresult" => Expect::InfileResult,
+            _ => return None,
+        })
+    }
+
+    /// (file, expect, capabilities, bytes) for every captured reply.
+    fn replies() -> Vec<(String, Expect, u32, Vec<u8>)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/protocol/testdata/mariadb");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let parts: Vec<&str> = name.split('.').collect();
+            let [_, kind, eof, "bin"] = parts[..] else {
+                continue;
+            };
+            let Some(expect) = expect_named(kind) else {
+                continue;
+            };
+            let caps = match eof {
+                "dep" => PROXY_SUPPORTED,
+                _ => PROXY_SUPPORTED & !CLIENT_DEPRECATE_EOF,
+            };
+            out.push((name, expect, caps, std::fs::read(&path).unwrap()));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn status_of(name: &str) -> u16 {
+        let r = replies().into_iter().find(|r| r.0 == name).unwrap();
+        let mut t = ReplyTracker::new(r.1, r.2);
+        match t.scan(&r.3).unwrap().state {
+            ReplyState::Done { status } => status,
+            s => panic!("{name}: {s:?}"),
+        }
+    }
+
+    #[test]
+    fn every_captured_reply_ends_exactly_at_its_last_byte() {
+        let all = replies();
+        assert!(all.len() >= 50, "only {} captured replies", all.len());
+        for (name, expect, caps, bytes) in all {
+            let want_infile = name.starts_with("infile.");
+            // In one piece, followed by the next command's reply.
+            let mut stream = bytes.clone();
+            stream.extend_from_slice(&[1, 0, 0, 1, 0]);
+            let mut t = ReplyTracker::new(expect, caps);
+            let s = t.scan(&stream).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(s.forwardable, bytes.len(), "{name}");
+            assert_eq!(
+                s.state == ReplyState::LocalInfile,
+                want_infile,
+                "{name}: {:?}",
+                s.state
+            );
+            assert!(s.state != ReplyState::InProgress, "{name}");
+            // Split in two at every byte.
+            for split in 0..bytes.len() {
+                let mut t = ReplyTracker::new(expect, caps);
+                let a = t.scan(&bytes[..split]).unwrap();
+                assert_eq!(a.state, ReplyState::InProgress, "{name} split {split}");
+                let b = t.scan(&bytes[a.forwardable..]).unwrap();
+                assert_eq!(
+                    (a.forwardable + b.forwardable, b.state),
+                    (bytes.len(), s.state),
+                    "{name} split {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn captured_statuses() {
+        use crate::protocol::consts::status::*;
+        // BEGIN opens a transaction, COMMIT closes it.
+        assert_ne!(status_of("begin.query.old.bin") & SERVER_STATUS_IN_TRANS, 0);
+        assert_eq!(
+            status_of("commit.query.dep.bin") & SERVER_STATUS_IN_TRANS,
+            0
+        );
+        // A cursor ends the execute reply, in both EOF styles; MariaDB sends
+        // an OK with the 0xFE header after the columns under DEPRECATE_EOF.
+        for f in [
+            "execute_cursor.execute.old.bin",
+            "execute_cursor.execute.dep.bin",
+        ] {
+            assert_ne!(status_of(f) & SERVER_STATUS_CURSOR_EXISTS, 0, "{f}");
+        }
+        assert_ne!(
+            status_of("fetch_rest.fetch.old.bin") & SERVER_STATUS_LAST_ROW_SENT,
+            0
+        );
+        // Multi-statement and CALL replies end on a status without MORE_RESULTS.
+        for f in [
+            "multi.query.old.bin",
+            "call.query.dep.bin",
+            "execute_proc.execute.old.bin",
+        ] {
+            assert_eq!(status_of(f) & SERVER_MORE_RESULTS_EXISTS, 0, "{f}");
         }
     }
 }

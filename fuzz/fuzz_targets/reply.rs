@@ -1,0 +1,7 @@
+//! Fuzz target: see `dbrouter::fuzzing::reply` for the input layout and the
+//! properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    dbrouter::fuzzing::reply(data);
+});
