@@ -1367,8 +1367,10 @@ impl<'a> Parser<'a> {
                     // Never the clause's own level: ends_condition stops
                     // there.
                     if let Some(g) = stack.pop() {
-                        if g.disjunct || !self.peek_boundary(ctx) {
+                        if g.disjunct {
                             self.rollback_group(sink, g.cp);
+                        } else if !self.peek_boundary(ctx) {
+                            self.rollback(sink, g.cp);
                         }
                     }
                 }
