@@ -119,11 +119,24 @@ fn new_backend_user_logs_in_through_cli_mode() {
     let user: String = c.query_first("SELECT CURRENT_USER()").unwrap().unwrap();
     assert_eq!(user, "nopw@%");
 
+    // A dropped account: the proxy may still know it until its next read
+    // of the accounts, so the refusal may come from the backend; then it
+    // names the shard (see backend_refusing_the_login_...), but keeps the
+    // server's code, SQLSTATE and words.
     db.sql("DROP USER 'fresh'@'%'");
     std::thread::sleep(Duration::from_millis(1_200));
-    let direct = connect(db.port(), "fresh", "fresh pässword \"q\"", None).unwrap_err();
-    let via = connect(proxy.port(), "fresh", "fresh pässword \"q\"", None).unwrap_err();
-    assert_eq!(via.to_string(), direct.to_string());
+    let refusal = |port: u16| match connect(port, "fresh", "fresh pässword \"q\"", None) {
+        Err(mysql::Error::MySqlError(e)) => e,
+        other => panic!("port {port}: expected ERR 1045, got {other:?}"),
+    };
+    let direct = refusal(db.port());
+    let via = refusal(proxy.port());
+    assert_eq!((via.code, &via.state), (direct.code, &direct.state));
+    assert!(
+        via.message.contains(&direct.message),
+        "{via:?} lacks the server's words {:?}",
+        direct.message
+    );
 }
 
 /// Users named in the configuration log in, as themselves or mapped onto
