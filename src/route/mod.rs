@@ -7,5 +7,7 @@
 
 pub mod scanner;
 
+pub mod hash;
+pub mod key;
 pub mod schema;
 pub mod value;
