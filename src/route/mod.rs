@@ -5,9 +5,10 @@
 //! number of buckets; a table of bucket ranges names the shard. A statement
 //! the scanner cannot route with certainty is refused, never guessed.
 
-pub mod scanner;
-
 pub mod hash;
 pub mod key;
+pub mod scanner;
 pub mod schema;
+pub mod shardmap;
+pub mod topology;
 pub mod value;
