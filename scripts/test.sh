@@ -20,7 +20,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     sudo=
     [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
     $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" </dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" </dev/null
 fi
 
 status=0
