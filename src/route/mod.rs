@@ -7,6 +7,7 @@
 
 pub mod hash;
 pub mod key;
+pub mod params;
 pub mod scanner;
 pub mod schema;
 pub mod shardmap;
