@@ -8,6 +8,7 @@
 pub mod hash;
 pub mod key;
 pub mod params;
+pub mod router;
 pub mod scanner;
 pub mod schema;
 pub mod shardmap;
