@@ -866,6 +866,80 @@ mod tests {
         assert_eq!(parsed.value(1), Ok(KeyValue::Int(9)));
     }
 
+    /// Payloads the `mysql` crate (28.0.4, `default-rust`) sent to MariaDB
+    /// 10.11.19, captured by a logging TCP relay between them (a throwaway
+    /// program executing the statements below with the values shown; the
+    /// server's answers matched: 42 and -42 found their rows).
+    #[test]
+    fn captured_from_the_mysql_crate() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // SELECT userid FROM ti WHERE userid = ?  (every integer is LONGLONG)
+        let one: &[(&str, KeyValue<'static>)] = &[
+            (
+                "17010000000001000000000108002a00000000000000",
+                KeyValue::Int(42),
+            ),
+            (
+                "1701000000000100000000010800d6ffffffffffffff",
+                KeyValue::Int(-42),
+            ),
+            (
+                "1701000000000100000000010880ffffffffffffffff",
+                KeyValue::UInt(u64::MAX),
+            ),
+            ("170100000000010000000001fd00023432", s(b"42")),
+            ("1701000000000100000001010600", KeyValue::Null),
+            (
+                "17010000000001000000000108802a00000000000000",
+                KeyValue::UInt(42),
+            ), // 42u8
+            (
+                "1701000000000100000000010800f9ffffffffffffff",
+                KeyValue::Int(-7),
+            ), // -7i16
+        ];
+        for (packet, want) in one {
+            let bytes = hex(packet);
+            let parsed = ExecuteParams::parse(&bytes, 1, None).unwrap();
+            assert_eq!(parsed.statement_id(), 1);
+            assert_eq!(parsed.value(0).map(KeyValue::into_owned), Ok(want.clone()));
+        }
+        // SELECT name FROM ts WHERE ? IS NOT NULL AND ? <> 0 AND ? IS NOT NULL
+        // AND name = ?  with (DATETIME, f64, NULL, "Acme") and (TIME, f32,
+        // NULL, "acme  ").
+        let four: &[(&str, &[u8])] = &[
+            (
+                "1702000000000100000004010c0005000600fd000be807010203040506000000\
+                 000000000000f83f0441636d65",
+                b"Acme",
+            ),
+            (
+                "1702000000000100000004010b0004000600fd00080001000000020304000020\
+                 400661636d652020",
+                b"acme  ",
+            ),
+        ];
+        for (packet, key) in four {
+            let bytes = hex(&packet.replace(' ', ""));
+            let parsed = ExecuteParams::parse(&bytes, 4, None).unwrap();
+            assert_eq!(parsed.value(3), Ok(KeyValue::Str(Cow::Borrowed(*key))));
+            assert_eq!(parsed.value(2), Ok(KeyValue::Null));
+            assert!(matches!(
+                parsed.value(0),
+                Err(ParamError::NotAKeyType { index: 0, .. })
+            ));
+            assert!(matches!(
+                parsed.value(1),
+                Err(ParamError::NotAKeyType { index: 1, .. })
+            ));
+        }
+    }
+
     /// Every prefix of a packet gives the full answer or an error, never a
     /// panic or a different value.
     #[test]
