@@ -36,8 +36,12 @@
 //!
 //! A parameter sent with COM_STMT_SEND_LONG_DATA has no bytes here at all
 //! (the server ignores even its NULL bit); the session says which ones with
-//! [`ExecuteParams::with_long_data`]. Such a parameter cannot be a key
-//! ([`ParamError::LongData`]): its value is only complete at the server.
+//! [`ExecuteParams::with_long_data`], remembering the parameters named by
+//! COM_STMT_SEND_LONG_DATA since the statement's last COM_STMT_EXECUTE or
+//! COM_STMT_RESET (checked on 10.11.19: the next execute after one that
+//! used long data reads every value from its packet again). Such a
+//! parameter cannot be a key ([`ParamError::LongData`]): its value is only
+//! complete at the server.
 //! MariaDB's bulk variant, COM_STMT_BULK_EXECUTE (0xFA), is another command
 //! and is refused as [`ParamError::NotExecute`].
 //!
