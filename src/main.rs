@@ -13,7 +13,9 @@ use clap::Parser;
 use dbrouter::config::{Config, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
 use dbrouter::control::{self, UserDirectory};
 use dbrouter::protocol::consts::caps;
-use dbrouter::reactor::{self, ShardAddr, Shared};
+use dbrouter::reactor::{self, ShardAddr, Shared, MAX_SHARDS};
+use dbrouter::route::scanner::ScanOptions;
+use dbrouter::route::topology::Topology;
 
 /// A thread-per-core sharding proxy for MySQL and MariaDB.
 ///
@@ -87,11 +89,34 @@ fn load_config(args: &Args) -> Result<Config, String> {
     Config::single_backend(listen, backend, user, password).map_err(|e| e.to_string())
 }
 
+/// `10.11.19-MariaDB-...` (or `5.5.5-10.11.19-...`) -> 101119, the form
+/// versioned comments (`/*!100000 ... */`) are compared with.
+fn version_number(version: &[u8]) -> u32 {
+    let text = String::from_utf8_lossy(version);
+    let text = text.strip_prefix("5.5.5-").unwrap_or(&text);
+    let mut parts = text
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    major * 10_000 + minor * 100 + patch
+}
+
 fn run(config: Config) -> Result<(), String> {
-    let shard_config = &config.shards[0];
+    if config.shards.len() > MAX_SHARDS {
+        return Err(format!("at most {MAX_SHARDS} shards are supported"));
+    }
+    let topology = Topology::from_config(&config);
+    let designated = topology.shards.default_shard();
+    // The designated shard speaks for all: its greeting sets what clients
+    // are offered, and its accounts are the ones read.
     let shard = ShardAddr {
-        shard: shard_config.id,
-        addr: shard_config.master,
+        shard: designated.id.0,
+        addr: designated.master,
     };
 
     // What the backend says about itself decides what clients are offered,
@@ -115,6 +140,7 @@ fn run(config: Config) -> Result<(), String> {
         .unwrap_or(version)
         .into_bytes();
     let advertised_caps = (backend_caps & caps::PROXY_SUPPORTED) | caps::CLIENT_LONG_PASSWORD;
+    let scan = ScanOptions::new(version_number(&server_version));
 
     let directory = match &config.backend_users {
         Some(_) => control::accounts::initial_directory(&config, shard.addr),
@@ -130,7 +156,8 @@ fn run(config: Config) -> Result<(), String> {
         config: config.clone(),
         users: users.clone(),
         refresh,
-        shard,
+        topology: Arc::new(ArcSwap::from_pointee(topology)),
+        scan,
         server_version,
         advertised_caps,
         server_charset: charset,
@@ -164,8 +191,9 @@ fn run(config: Config) -> Result<(), String> {
         )
     });
     log::info!(
-        "dbrouter listening on {} with {reactor_count} reactors, {shard} as backend",
-        config.proxy.listen
+        "dbrouter listening on {} with {reactor_count} reactors, {} shards, designated {shard}",
+        config.proxy.listen,
+        config.shards.len()
     );
 
     // The main thread only waits for a signal.
@@ -193,4 +221,17 @@ fn run(config: Config) -> Result<(), String> {
     }
     log::info!("dbrouter stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_number;
+
+    #[test]
+    fn versions_as_versioned_comments_compare_them() {
+        assert_eq!(version_number(b"10.11.19-MariaDB-0+deb12u1"), 101119);
+        assert_eq!(version_number(b"5.5.5-10.11.19-MariaDB"), 101119);
+        assert_eq!(version_number(b"8.0.36"), 80036);
+        assert_eq!(version_number(b"garbage"), 0);
+    }
 }

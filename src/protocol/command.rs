@@ -25,7 +25,6 @@ pub struct RefusedCommand {
 
 const REPLICATION: &str =
     "replication protocol is not proxied; connect the replica to the server directly";
-const INTERNAL: &str = "internal server command that clients never send";
 const ADMIN: &str =
     "administrative command would reach one arbitrary backend; run it on the server directly";
 
@@ -41,15 +40,12 @@ const ADMIN: &str =
 ///   whichever backend the session happens to hold;
 /// - COM_PROCESS_KILL: takes a backend thread id, which clients of the proxy
 ///   never see (their connection ids are the proxy's);
-/// - COM_SLEEP, COM_CONNECT, COM_TIME, COM_DELAYED_INSERT, COM_CONNECT_OUT,
-///   COM_DAEMON: server-internal states; servers answer them with an error
-///   anyway.
+///
+/// Not here: COM_SLEEP, COM_CONNECT, COM_TIME, COM_DELAYED_INSERT,
+/// COM_CONNECT_OUT and COM_DAEMON are server-internal states the server
+/// itself answers with ER_UNKNOWN_COM_ERROR; they decode as
+/// [`Command::Unknown`] so the proxy answers exactly as the server does.
 const REFUSED: &[RefusedCommand] = &[
-    RefusedCommand {
-        code: COM_SLEEP,
-        name: "COM_SLEEP",
-        why: INTERNAL,
-    },
     RefusedCommand {
         code: COM_CREATE_DB,
         name: "COM_CREATE_DB",
@@ -76,11 +72,6 @@ const REFUSED: &[RefusedCommand] = &[
         why: ADMIN,
     },
     RefusedCommand {
-        code: COM_CONNECT,
-        name: "COM_CONNECT",
-        why: INTERNAL,
-    },
-    RefusedCommand {
         code: COM_PROCESS_KILL,
         name: "COM_PROCESS_KILL",
         why: "backend connection ids are not visible through the proxy",
@@ -89,16 +80,6 @@ const REFUSED: &[RefusedCommand] = &[
         code: COM_DEBUG,
         name: "COM_DEBUG",
         why: ADMIN,
-    },
-    RefusedCommand {
-        code: COM_TIME,
-        name: "COM_TIME",
-        why: INTERNAL,
-    },
-    RefusedCommand {
-        code: COM_DELAYED_INSERT,
-        name: "COM_DELAYED_INSERT",
-        why: INTERNAL,
     },
     RefusedCommand {
         code: COM_BINLOG_DUMP,
@@ -111,19 +92,9 @@ const REFUSED: &[RefusedCommand] = &[
         why: REPLICATION,
     },
     RefusedCommand {
-        code: COM_CONNECT_OUT,
-        name: "COM_CONNECT_OUT",
-        why: INTERNAL,
-    },
-    RefusedCommand {
         code: COM_REGISTER_SLAVE,
         name: "COM_REGISTER_SLAVE",
         why: REPLICATION,
-    },
-    RefusedCommand {
-        code: COM_DAEMON,
-        name: "COM_DAEMON",
-        why: INTERNAL,
     },
     RefusedCommand {
         code: COM_BINLOG_DUMP_GTID,
@@ -483,7 +454,11 @@ mod tests {
             }
         }
         assert_eq!(refused, REFUSED.len());
-        assert_eq!(refused, 17);
+        assert_eq!(refused, 11);
+        // Server-internal commands get the server's own answer.
+        for b in [0x00, 0x0b, 0x0f, 0x10, 0x14, 0x1d] {
+            assert_eq!(d(&[b]).unwrap(), Command::Unknown(b), "{b:#x}");
+        }
     }
 
     #[test]

@@ -130,6 +130,9 @@ pub struct Backend {
     server_caps: u32,
     /// Capabilities used on this connection (client's, as agreed).
     pub caps: u32,
+    /// How many of the session's replayed statements this connection has
+    /// run (see `Session::replay`).
+    pub applied: usize,
     next_seq: u8,
 }
 
@@ -150,6 +153,7 @@ impl Backend {
             scramble: [0; 20],
             server_caps: 0,
             caps: 0,
+            applied: 0,
             next_seq: 0,
         })
     }
@@ -253,6 +257,43 @@ impl Backend {
         self.send(0, &payload)?;
         self.mode = Mode::Intercept;
         Ok(())
+    }
+
+    /// Sends a command the proxy makes itself (a replayed session
+    /// statement, a deferred BEGIN); its one-packet reply is read with
+    /// `take_simple_reply`.
+    pub fn send_command(&mut self, payload: &[u8]) -> Result<(), BackendFailure> {
+        self.send(0, payload)?;
+        self.mode = Mode::Intercept;
+        Ok(())
+    }
+
+    /// The reply to `send_command`, once it is all in: the OK's (or EOF's)
+    /// status flags, or the server's ERR. Such commands (SET, USE, BEGIN,
+    /// COM_INIT_DB, COM_SET_OPTION) answer with one packet.
+    pub fn take_simple_reply(&mut self) -> Option<Result<u16, BackendFailure>> {
+        let (_, len) = self.next_packet()?;
+        let payload = &self.inbox.data()[HEADER_LEN..HEADER_LEN + len];
+        let outcome = match payload.first() {
+            Some(0x00) | Some(0xFE) => match parse_ok(payload) {
+                Some(ok) => Ok(ok.status),
+                // A short 0xFE is an EOF packet: warnings, then status.
+                None if payload.len() == 5 => Ok(u16::from_le_bytes([payload[3], payload[4]])),
+                None => Err(BackendFailure::Protocol("malformed OK packet".into())),
+            },
+            Some(0xFF) => Err(refused(payload)),
+            _ => Err(BackendFailure::Protocol(
+                "a result set where an OK was expected".into(),
+            )),
+        };
+        self.inbox.consume(HEADER_LEN + len);
+        if outcome.is_ok() && !self.inbox.is_empty() {
+            return Some(Err(BackendFailure::Protocol(
+                "the server sent bytes after its OK".into(),
+            )));
+        }
+        self.mode = Mode::Ready;
+        Some(outcome)
     }
 
     /// Queues one proxy-made packet for the server.

@@ -33,9 +33,16 @@ pub use buffer::{Buffer, Io};
 use crate::config::Config;
 use crate::control::accounts::RefreshRequest;
 use crate::control::UserDirectory;
+use crate::route::scanner::ScanOptions;
+use crate::route::topology::Topology;
 use session::{Liveness, Session};
 use timer::Timers;
 
+/// A session's sockets share its slab key: slot 0 is the client, slot
+/// `1 + i` the backend of shard index `i`.
+const SLOT_BITS: u32 = 8;
+/// Shards one session can address (the slot must fit in `SLOT_BITS`).
+pub const MAX_SHARDS: usize = (1 << SLOT_BITS) - 1;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 /// Events taken from the kernel per `poll`.
@@ -48,8 +55,10 @@ pub struct Shared {
     pub users: Arc<ArcSwap<UserDirectory>>,
     /// Asks the control plane to re-read the backends' accounts.
     pub refresh: Option<crossbeam_channel::Sender<RefreshRequest>>,
-    /// The one shard this version serves.
-    pub shard: ShardAddr,
+    /// Tables, buckets, shards: read once per command, replaced whole.
+    pub topology: Arc<ArcSwap<Topology>>,
+    /// How statements are lexed before a session changes its sql_mode.
+    pub scan: ScanOptions,
     /// What clients are told in the greeting.
     pub server_version: Vec<u8>,
     pub advertised_caps: u32,
@@ -58,6 +67,19 @@ pub struct Shared {
     pub connection_ids: AtomicU32,
     /// Set on SIGTERM/SIGINT; reactors stop accepting and drain.
     pub stopping: AtomicBool,
+}
+
+impl Shared {
+    /// Shard index `index` of the current topology, for messages.
+    pub fn shard_addr(&self, index: usize) -> ShardAddr {
+        let topology = self.topology.load();
+        let shards = topology.shards.shards();
+        let shard = shards.get(index).unwrap_or(topology.shards.default_shard());
+        ShardAddr {
+            shard: shard.id.0,
+            addr: shard.master,
+        }
+    }
 }
 
 /// What a session may use while it is being driven.
@@ -112,6 +134,17 @@ pub fn spawn(
     Ok(ReactorHandle { waker, thread })
 }
 
+/// The token of a session's client socket.
+fn front_token(key: usize) -> Token {
+    Token(key << SLOT_BITS)
+}
+
+/// The token of a session's backend connection to shard index `shard`.
+fn back_token(key: usize, shard: usize) -> Token {
+    debug_assert!(shard < MAX_SHARDS);
+    Token((key << SLOT_BITS) | (shard + 1))
+}
+
 struct Reactor {
     id: usize,
     poll: Poll,
@@ -150,8 +183,8 @@ impl Reactor {
                     LISTENER => self.accept(now),
                     WAKER => self.on_wake(now),
                     Token(t) => {
-                        let key = t / 2;
-                        let back = t % 2 == 1;
+                        let key = t >> SLOT_BITS;
+                        let slot = t & ((1 << SLOT_BITS) - 1);
                         // Errors and hang-ups show up as readable/writable:
                         // the next read or write reports them.
                         let hup = event.is_read_closed() || event.is_error();
@@ -159,7 +192,7 @@ impl Reactor {
                         let writable =
                             event.is_writable() || event.is_write_closed() || event.is_error();
                         if let Some(session) = self.sessions.get_mut(key) {
-                            session.on_event(back, readable, writable, hup);
+                            session.on_event(slot, readable, writable, hup);
                             self.drive(key, now);
                         }
                     }
@@ -252,7 +285,7 @@ impl Reactor {
             let key = entry.key();
             if let Err(e) = self.poll.registry().register(
                 &mut stream,
-                Token(key * 2),
+                front_token(key),
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 log::warn!("reactor {}: cannot register a client: {e}", self.id);

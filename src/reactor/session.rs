@@ -34,20 +34,23 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 
 use crate::control::{AuthOutcome, BackendLogin};
 use crate::protocol::auth::{Scramble, NATIVE_PASSWORD};
-use crate::protocol::command::{ChangeUser, Command};
+use crate::protocol::command::{ChangeUser, Command, CommandError};
 use crate::protocol::consts::{caps, com, status};
 use crate::protocol::frame::{self, InfileRelay, PacketRelay, HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::protocol::handshake::{is_ssl_request, AuthSwitchRequest, Greeting, HandshakeResponse};
 use crate::protocol::packet::{self, ErrorCode};
 use crate::protocol::reply::{Expect, ReplyState, ReplyTracker};
+use crate::route::router::{route_query, Decision, RouteError, Routed};
+use crate::route::scanner::ScanOptions;
+use crate::route::topology::Topology;
 
 use super::backend::{Backend, BackendFailure, LoginRequest, ShardAddr, Step};
 use super::buffer::{Buffer, Io};
-use super::Ctx;
+use super::{back_token, Ctx};
 
 /// Rounds of the drive loop before the session yields to the others; the
 /// reactor comes back to it after polling (fairness under load).
@@ -121,6 +124,32 @@ struct PendingAuth {
     requested_at: Instant,
 }
 
+/// A client command waiting for its shard's backend to be ready. The
+/// command's bytes stay in `front_in` (at `in_ready`) meanwhile.
+struct Dispatch {
+    shard: usize,
+    /// The packet's length on the wire.
+    total: usize,
+    expect: Option<Expect>,
+    /// Session statements in the command (COM_QUERY payloads of its SET and
+    /// USE parts, or the COM_INIT_DB / COM_SET_OPTION payload): replayed on
+    /// the session's other backends once this one accepted them.
+    record: Vec<Vec<u8>>,
+    /// A routed statement: the deferred BEGIN must run first.
+    opens_transaction: bool,
+}
+
+/// Where the session's transaction is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Transaction {
+    None,
+    /// BEGIN received, answered by us; sent with the first routed
+    /// statement to that statement's shard.
+    Pending(Vec<u8>),
+    /// Open on this shard (the server said SERVER_STATUS_IN_TRANS).
+    Open(usize),
+}
+
 enum Phase {
     /// Greeting sent; waiting for the client's handshake response.
     Handshake,
@@ -130,6 +159,11 @@ enum Phase {
     AwaitUsers(PendingAuth),
     /// Connecting and logging in to the backend; then OK to the client.
     BackendLogin { reply_seq: u8 },
+    /// Opening the backend a client command needs (another shard).
+    Opening(Dispatch),
+    /// Bringing that backend up to date before the command: replaying
+    /// session statements, or the deferred BEGIN. Replies read by us.
+    Prelude(Dispatch),
     /// Between commands.
     Idle,
     /// A command is being forwarded (`request`: the rest of a packet too big
@@ -137,6 +171,8 @@ enum Phase {
     Relay {
         reply: Option<ReplyTracker>,
         request: Option<PacketRelay>,
+        /// The command's session statements (see `Dispatch::record`).
+        record: Vec<Vec<u8>>,
     },
     /// LOAD DATA LOCAL INFILE: the client's file goes to the backend.
     Infile(InfileRelay),
@@ -169,10 +205,27 @@ pub struct Session {
     /// Bytes for the client: the first `out_ready` are cleared to go.
     front_out: Buffer,
     out_ready: usize,
+    /// The backend of shard `active`, the one commands go to now.
     back: Option<Backend>,
-    /// Why the backend went away while the session was idle: told to the
+    active: usize,
+    /// The session's backends to the other shards, by shard index (in
+    /// session mode a client keeps one connection per shard it used).
+    parked: Vec<Option<Backend>>,
+    /// An event arrived for a parked backend (it may have gone away).
+    parked_events: bool,
+    /// Why a backend went away while the session was idle: told to the
     /// client at its next command.
     back_lost: Option<String>,
+    /// Session statements (COM_QUERY SET/USE, COM_INIT_DB, COM_SET_OPTION
+    /// payloads) in order: every backend applies them all before running a
+    /// command (`Backend::applied` counts how many it has).
+    replay: Vec<Vec<u8>>,
+    transaction: Transaction,
+    /// The server status of the last reply, for replies the proxy makes.
+    last_status: u16,
+    /// How this session's statements are lexed (its sql_mode); `None` after
+    /// a `SET sql_mode` the proxy could not follow.
+    scan: Option<ScanOptions>,
     phase: Phase,
     client: Client,
     scramble: [u8; 20],
@@ -204,7 +257,14 @@ impl Session {
             front_out: Buffer::new(buffer_size),
             out_ready: 0,
             back: None,
+            active: 0,
+            parked: Vec::new(),
+            parked_events: false,
             back_lost: None,
+            replay: Vec::new(),
+            transaction: Transaction::None,
+            last_status: status::SERVER_STATUS_AUTOCOMMIT,
+            scan: Some(ctx.shared.scan),
             phase: Phase::Handshake,
             client: Client::default(),
             scramble,
@@ -229,18 +289,26 @@ impl Session {
     }
 
     /// Records readiness from an event; `back` tells which socket.
+    /// `slot` 0 is the client, `1 + i` the backend of shard index `i`;
     /// `hup`: the peer hung up or the socket failed.
-    pub fn on_event(&mut self, back: bool, readable: bool, writable: bool, hup: bool) {
-        if back {
-            if let Some(b) = &mut self.back {
-                b.readable |= readable;
-                b.writable |= writable;
-                b.hup |= hup;
-            }
-        } else {
+    pub fn on_event(&mut self, slot: usize, readable: bool, writable: bool, hup: bool) {
+        if slot == 0 {
             self.front_readable |= readable;
             self.front_writable |= writable;
             self.front_hup |= hup;
+            return;
+        }
+        let shard = slot - 1;
+        let back = if shard == self.active {
+            self.back.as_mut()
+        } else {
+            self.parked_events = true;
+            self.parked.get_mut(shard).and_then(Option::as_mut)
+        };
+        if let Some(b) = back {
+            b.readable |= readable;
+            b.writable |= writable;
+            b.hup |= hup;
         }
     }
 
@@ -256,10 +324,10 @@ impl Session {
         matches!(self.phase, Phase::AwaitUsers(_))
     }
 
-    /// Unregisters both sockets; dropping the session closes them.
+    /// Unregisters every socket; dropping the session closes them.
     pub fn deregister(&mut self, registry: &Registry) {
         let _ = registry.deregister(&mut self.front);
-        if let Some(back) = &mut self.back {
+        for back in self.back.iter_mut().chain(self.parked.iter_mut().flatten()) {
             let _ = registry.deregister(&mut back.stream);
         }
     }
@@ -275,6 +343,9 @@ impl Session {
             }
             Phase::ChangeUserBackend { reply_seq, .. } => {
                 self.backend_failed(ctx, BackendFailure::Timeout, reply_seq)
+            }
+            Phase::Opening(_) | Phase::Prelude(_) => {
+                self.backend_failed(ctx, BackendFailure::Timeout, 1)
             }
             // A client that does not finish logging in (B8): closed, as
             // the server closes it after connect_timeout.
@@ -315,8 +386,11 @@ impl Session {
                 return Liveness::Alive;
             }
 
-            // 2. The backend, both ways.
+            // 2. The backend, both ways; and whether a parked one left.
             progress |= self.pump_backend(ctx);
+            if self.parked_events {
+                self.check_parked(ctx);
+            }
 
             // 3. From the client.
             if self.front_readable {
@@ -451,8 +525,7 @@ impl Session {
             return;
         };
         match &self.phase {
-            Phase::BackendLogin { reply_seq } => {
-                let reply_seq = *reply_seq;
+            Phase::BackendLogin { .. } | Phase::Opening(_) => {
                 let req = LoginRequest {
                     login,
                     client_caps: self.client.caps,
@@ -461,14 +534,67 @@ impl Session {
                     database: self.client.database.as_deref(),
                     attributes: self.client.attributes.as_deref(),
                 };
-                match back.step_login(&req) {
-                    Step::Pending => {}
-                    Step::Done { status } => {
+                let step = back.step_login(&req);
+                let phase = std::mem::replace(&mut self.phase, Phase::Closing);
+                match (step, phase) {
+                    (Step::Pending, phase) => self.phase = phase,
+                    (Step::Done { status }, Phase::BackendLogin { reply_seq }) => {
                         self.disarm_deadline();
+                        self.last_status = status;
                         self.send_ok(reply_seq, status);
                         self.phase = Phase::Idle;
                     }
-                    Step::Failed(e) => self.backend_failed(ctx, e, reply_seq),
+                    (Step::Done { .. }, Phase::Opening(dispatch)) => {
+                        self.disarm_deadline();
+                        self.continue_dispatch(ctx, dispatch);
+                    }
+                    (Step::Done { .. }, _) => {}
+                    (Step::Failed(e), Phase::BackendLogin { reply_seq }) => {
+                        self.backend_failed(ctx, e, reply_seq)
+                    }
+                    (Step::Failed(e), _) => self.backend_failed(ctx, e, 1),
+                }
+            }
+            Phase::Prelude(_) => {
+                let Some(reply) = back.take_simple_reply() else {
+                    return;
+                };
+                let Phase::Prelude(dispatch) = std::mem::replace(&mut self.phase, Phase::Closing)
+                else {
+                    return;
+                };
+                match reply {
+                    Ok(status) => {
+                        if back.applied < self.replay.len() {
+                            back.applied += 1;
+                        } else if let Transaction::Pending(_) = self.transaction {
+                            self.transaction = Transaction::Open(dispatch.shard);
+                        }
+                        self.last_status = status;
+                        self.disarm_deadline();
+                        self.continue_dispatch(ctx, dispatch);
+                    }
+                    Err(BackendFailure::Refused {
+                        code,
+                        sqlstate,
+                        message,
+                    }) => {
+                        // The backend cannot take the session's state: the
+                        // command is not run; the connection is dropped so
+                        // that a later command retries from scratch.
+                        self.disarm_deadline();
+                        self.drop_backend(ctx);
+                        self.front_in.consume(dispatch.total);
+                        self.phase = Phase::Idle;
+                        let text = format!(
+                            "dbrouter: bringing the session to shard {} failed: {message}",
+                            dispatch.shard
+                        );
+                        let mut bytes = Vec::with_capacity(text.len() + 16);
+                        write_relayed_err(&mut bytes, 1, code, &sqlstate, &text);
+                        self.push_ready(&bytes);
+                    }
+                    Err(e) => self.backend_failed(ctx, e, 1),
                 }
             }
             Phase::ChangeUserBackend {
@@ -525,6 +651,7 @@ impl Session {
         let Phase::Relay {
             reply: Some(tracker),
             request,
+            record,
         } = &mut self.phase
         else {
             return;
@@ -542,7 +669,23 @@ impl Session {
         self.out_ready += scan.forwardable;
         match scan.state {
             ReplyState::InProgress => {}
-            ReplyState::Done { .. } => {
+            ReplyState::Done { status } => {
+                self.last_status = status;
+                // The server's status says where the transaction is: this
+                // covers BEGIN sent along, autocommit=0 and implicit commits.
+                if status & status::SERVER_STATUS_IN_TRANS != 0 {
+                    self.transaction = Transaction::Open(self.active);
+                } else if let Transaction::Open(_) = self.transaction {
+                    self.transaction = Transaction::None;
+                }
+                // An error may have stopped a multi-statement before its SET
+                // parts ran: only a clean reply is known to have run them.
+                if !record.is_empty() && !tracker.ended_with_error() {
+                    self.replay.append(record);
+                    if let Some(back) = self.back.as_mut() {
+                        back.applied = self.replay.len();
+                    }
+                }
                 if request.is_some() {
                     // The server answered before it had the whole packet
                     // (it refused it): what follows cannot be followed.
@@ -685,6 +828,7 @@ impl Session {
             Phase::Relay {
                 request: Some(relay),
                 reply,
+                ..
             } => {
                 let unscanned = &self.front_in.data()[self.in_ready..];
                 if unscanned.is_empty() {
@@ -712,6 +856,7 @@ impl Session {
             Phase::Relay {
                 request: None,
                 reply: None,
+                ..
             } => {
                 self.phase = Phase::Idle;
                 true
@@ -730,6 +875,7 @@ impl Session {
                             self.phase = Phase::Relay {
                                 reply: Some(tracker),
                                 request: None,
+                                record: Vec::new(),
                             };
                         }
                         scan.forwardable > 0 || scan.done
@@ -741,6 +887,7 @@ impl Session {
                 }
             }
             Phase::ChangeUserSwitch { .. } => self.on_change_user_switch_response(ctx),
+            Phase::Opening(_) | Phase::Prelude(_) => false,
             Phase::Relay { .. }
             | Phase::BackendLogin { .. }
             | Phase::ChangeUserBackend { .. }
@@ -923,25 +1070,131 @@ impl Session {
         }
     }
 
+    /// The client is authenticated: log in to the designated shard now, so
+    /// that the server's own refusals (an unknown database, say) reach the
+    /// client at login as they would directly. Other shards are opened when
+    /// a statement first needs them.
     fn start_backend_login(&mut self, ctx: &mut Ctx<'_>, login: BackendLogin, reply_seq: u8) {
         self.login = Some(login);
+        let topology = ctx.shared.topology.load();
+        let shards = topology.shards.shards().len();
+        self.parked = (0..shards).map(|_| None).collect();
+        self.active = topology.shards.default_shard().index;
         self.phase = Phase::BackendLogin { reply_seq };
+        if let Err(e) = self.open_backend(ctx, &topology) {
+            self.backend_failed(ctx, e, reply_seq);
+        }
+    }
+
+    /// Starts connecting `self.back` to the master of shard `self.active`.
+    fn open_backend(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        topology: &Topology,
+    ) -> Result<(), BackendFailure> {
+        let shard = &topology.shards.shards()[self.active];
+        let target = ShardAddr {
+            shard: shard.id.0,
+            addr: shard.master,
+        };
         let at = ctx.now + ctx.shared.config.connect_timeout();
         self.arm_deadline(ctx, at);
-        match Backend::connect(ctx.shared.shard) {
-            Ok(mut back) => {
-                let token = Token(self.key * 2 + 1);
-                if let Err(e) = ctx.registry.register(
-                    &mut back.stream,
-                    token,
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    self.backend_failed(ctx, BackendFailure::Connect(e.to_string()), reply_seq);
-                    return;
-                }
-                self.back = Some(back);
+        let mut back = Backend::connect(target)?;
+        ctx.registry
+            .register(
+                &mut back.stream,
+                back_token(self.key, self.active),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| BackendFailure::Connect(e.to_string()))?;
+        self.back = Some(back);
+        Ok(())
+    }
+
+    /// Makes shard `shard`'s backend the active one (parking the current).
+    fn switch_to(&mut self, shard: usize) {
+        if shard == self.active {
+            return;
+        }
+        let current = self.back.take();
+        if let Some(slot) = self.parked.get_mut(self.active) {
+            *slot = current;
+        }
+        self.active = shard;
+        self.back = self.parked.get_mut(shard).and_then(Option::take);
+    }
+
+    /// Readies the command's backend (open it, replay the session's
+    /// statements, send the deferred BEGIN), then forwards the command.
+    /// Called again after each of those steps completes.
+    fn continue_dispatch(&mut self, ctx: &mut Ctx<'_>, mut dispatch: Dispatch) {
+        self.switch_to(dispatch.shard);
+        if self.back.is_none() {
+            let topology = ctx.shared.topology.load();
+            self.phase = Phase::Opening(dispatch);
+            if let Err(e) = self.open_backend(ctx, &topology) {
+                self.backend_failed(ctx, e, 1);
             }
-            Err(e) => self.backend_failed(ctx, e, reply_seq),
+            return;
+        }
+        let Some(back) = self.back.as_mut() else {
+            return;
+        };
+        let prelude = if back.applied < self.replay.len() {
+            Some(self.replay[back.applied].as_slice())
+        } else if let (Transaction::Pending(begin), true) =
+            (&self.transaction, dispatch.opens_transaction)
+        {
+            Some(begin.as_slice())
+        } else {
+            None
+        };
+        if let Some(payload) = prelude {
+            if let Err(e) = back.send_command(payload) {
+                self.backend_failed(ctx, e, 1);
+                return;
+            }
+            let at = ctx.now + ctx.shared.config.connect_timeout();
+            self.arm_deadline(ctx, at);
+            self.phase = Phase::Prelude(dispatch);
+            return;
+        }
+        let record = std::mem::take(&mut dispatch.record);
+        self.in_ready += dispatch.total;
+        self.phase = match dispatch.expect {
+            Some(expect) => Phase::Relay {
+                reply: Some(ReplyTracker::new(expect, self.client.caps)),
+                request: None,
+                record,
+            },
+            None => Phase::Idle,
+        };
+    }
+
+    /// An event came for a parked backend: between commands that can only
+    /// mean it is going away. The client hears of it at its next command.
+    fn check_parked(&mut self, ctx: &mut Ctx<'_>) {
+        self.parked_events = false;
+        for shard in 0..self.parked.len() {
+            let Some(back) = self.parked[shard].as_mut() else {
+                continue;
+            };
+            if !back.readable {
+                continue;
+            }
+            match back.read_inbox() {
+                Io::WouldBlock => back.readable = false,
+                Io::Nothing => {}
+                _ => {
+                    if let Some(mut back) = self.parked[shard].take() {
+                        let _ = ctx.registry.deregister(&mut back.stream);
+                        self.back_lost = Some(format!(
+                            "{}: connection closed while it was idle",
+                            back.target
+                        ));
+                    }
+                }
+            }
         }
     }
 
@@ -988,6 +1241,14 @@ impl Session {
         let payload = &avail[HEADER_LEN..total];
         let command = match Command::decode(payload, self.client.caps) {
             Ok(c) => c,
+            // The server reads an empty packet as COM_SLEEP: unknown.
+            Err(CommandError::Empty) => {
+                return self.answer_locally(
+                    total,
+                    ErrorCode::ER_UNKNOWN_COM_ERROR,
+                    "Unknown command",
+                )
+            }
             Err(e) => {
                 let message = format!("Malformed packet: {e}");
                 return self.answer_locally(total, ErrorCode::ER_UNKNOWN_COM_ERROR, &message);
@@ -1030,15 +1291,120 @@ impl Session {
             // Everything else is relayed; the command knows its reply's shape.
             ref other => other.expect(),
         };
-        self.in_ready += total;
-        self.phase = match expect {
-            Some(expect) => Phase::Relay {
-                reply: Some(ReplyTracker::new(expect, self.client.caps)),
-                request: None,
-            },
-            None => Phase::Idle,
+        let here = self.transaction_shard().unwrap_or(self.active);
+        let (shard, record, opens_transaction) = match command {
+            Command::Query(sql) => {
+                let topology = ctx.shared.topology.load();
+                let routed = match self.scan {
+                    Some(opts) => route_query(sql, &topology, &opts),
+                    None => route_uncertain(sql, &topology, ctx.shared.scan),
+                };
+                // SET and USE parts: followed (sql_mode) and kept for replay,
+                // as COM_QUERY payloads of their own.
+                let mut record = Vec::new();
+                if let Ok(routed) = &routed {
+                    for part in &routed.session_parts {
+                        let text = &sql[part.clone()];
+                        self.scan = follow_sql_mode(text, self.scan, ctx.shared.scan);
+                        let mut item = Vec::with_capacity(text.len() + 1);
+                        item.push(com::COM_QUERY);
+                        item.extend_from_slice(text);
+                        record.push(item);
+                    }
+                }
+                let decision = routed.map(|r| r.decision);
+                let begin = matches!(decision, Ok(Decision::Begin)).then(|| payload.to_vec());
+                match decision {
+                    Ok(Decision::Shard(shard)) => (shard, record, true),
+                    Ok(Decision::LastUsed) => (here, record, false),
+                    Ok(Decision::Session) => (here, record, false),
+                    Ok(Decision::Begin) => match (&self.transaction, begin) {
+                        (Transaction::Open(shard), _) => (*shard, Vec::new(), false),
+                        (_, begin) => {
+                            // Held until the first statement picks the shard.
+                            self.transaction = Transaction::Pending(begin.unwrap_or_default());
+                            self.front_in.consume(total);
+                            let status = self.last_status | status::SERVER_STATUS_IN_TRANS;
+                            self.send_ok(1, status);
+                            return true;
+                        }
+                    },
+                    Ok(Decision::Commit | Decision::Rollback) => match self.transaction {
+                        Transaction::Pending(_) => {
+                            // Nothing ran: nothing to end.
+                            self.transaction = Transaction::None;
+                            self.front_in.consume(total);
+                            let status = self.last_status & !status::SERVER_STATUS_IN_TRANS;
+                            self.send_ok(1, status);
+                            return true;
+                        }
+                        _ => (here, Vec::new(), false),
+                    },
+                    Err(e) => return self.refuse_statement(total, &e),
+                }
+            }
+            // Session state the other backends must get too.
+            Command::InitDb(_) | Command::SetOption(_) => (here, vec![payload.to_vec()], false),
+            Command::ResetConnection => {
+                self.forget_session_state(ctx);
+                (self.active, Vec::new(), false)
+            }
+            // Executing a prepared statement reads or writes tables: the
+            // deferred BEGIN must reach its backend first.
+            Command::StmtExecute { .. } => (here, Vec::new(), true),
+            _ => (here, Vec::new(), false),
         };
+        if let Some(open) = self.transaction_shard() {
+            if shard != open {
+                let message = format!(
+                    "dbrouter: this transaction runs on shard {open} and this statement needs \
+                     shard {shard}: commit or roll back first (transactions across shards \
+                     are not supported yet)"
+                );
+                return self.answer_locally(total, ErrorCode::ER_UNKNOWN_ERROR, &message);
+            }
+        }
+        let dispatch = Dispatch {
+            shard,
+            total,
+            expect,
+            record,
+            opens_transaction,
+        };
+        self.continue_dispatch(ctx, dispatch);
         true
+    }
+
+    /// The shard of the open transaction, if any.
+    fn transaction_shard(&self) -> Option<usize> {
+        match self.transaction {
+            Transaction::Open(shard) => Some(shard),
+            _ => None,
+        }
+    }
+
+    /// A statement the router refused: ERR, and the session lives on (a
+    /// transaction stays usable).
+    fn refuse_statement(&mut self, total: usize, error: &RouteError) -> bool {
+        let message = error.to_string();
+        self.answer_locally(total, ErrorCode::ER_UNKNOWN_ERROR, &message)
+    }
+
+    /// COM_RESET_CONNECTION: the session starts over. The other shards'
+    /// connections hold the old state, so they are closed (reopened fresh
+    /// when needed); the active one is reset by the server.
+    fn forget_session_state(&mut self, ctx: &mut Ctx<'_>) {
+        for slot in self.parked.iter_mut() {
+            if let Some(mut back) = slot.take() {
+                let _ = ctx.registry.deregister(&mut back.stream);
+            }
+        }
+        self.replay.clear();
+        if let Some(back) = self.back.as_mut() {
+            back.applied = 0;
+        }
+        self.transaction = Transaction::None;
+        self.scan = Some(ctx.shared.scan);
     }
 
     /// A command packet too large to hold: forwarded as it arrives. Only
@@ -1063,15 +1429,29 @@ impl Session {
                 "dbrouter: lost connection to {}; reconnect",
                 self.back_lost
                     .take()
-                    .unwrap_or_else(|| ctx.shared.shard.to_string())
+                    .unwrap_or_else(|| ctx.shared.shard_addr(self.active).to_string())
             );
             self.refuse_and_close(1, ErrorCode::CR_SERVER_LOST, &message);
+            return true;
+        }
+        // A statement too large to hold cannot be scanned for its key: with
+        // one shard it can only go there; with several it is refused.
+        let shards = ctx.shared.topology.load().shards.shards().len();
+        if command == com::COM_QUERY && shards > 1 {
+            let message = format!(
+                "dbrouter: a statement larger than proxy.buffer_size ({} bytes) cannot be \
+                 scanned for its shard key; raise buffer_size, or send large values as \
+                 prepared statement parameters",
+                self.front_in.capacity()
+            );
+            self.refuse_and_close(1, ErrorCode::ER_NET_PACKET_TOO_LARGE, &message);
             return true;
         }
         let max = ctx.shared.config.proxy.max_allowed_packet;
         self.phase = Phase::Relay {
             reply: expect.map(|e| ReplyTracker::new(e, self.client.caps)),
             request: Some(PacketRelay::new(0, max)),
+            record: Vec::new(),
         };
         true
     }
@@ -1153,7 +1533,7 @@ impl Session {
             let cause = self
                 .back_lost
                 .take()
-                .unwrap_or_else(|| ctx.shared.shard.to_string());
+                .unwrap_or_else(|| ctx.shared.shard_addr(self.active).to_string());
             let message = format!("dbrouter: lost connection to {cause}; reconnect");
             self.refuse_and_close(reply_seq, ErrorCode::CR_SERVER_LOST, &message);
             return;
@@ -1196,7 +1576,7 @@ impl Session {
                 let _ = ctx.registry.deregister(&mut back.stream);
                 back.target
             }
-            None => ctx.shared.shard,
+            None => ctx.shared.shard_addr(self.active),
         }
     }
 
@@ -1274,4 +1654,91 @@ fn write_relayed_err(out: &mut Vec<u8>, seq: u8, code: u16, sqlstate: &[u8; 5], 
     out.extend_from_slice(sqlstate);
     out.extend_from_slice(message.as_bytes());
     frame::finish_packet(out, start, seq);
+}
+
+/// Follows `SET ... sql_mode = '...'` so later statements are lexed as the
+/// server lexes them (NO_BACKSLASH_ESCAPES, ANSI_QUOTES and the combination
+/// modes that include ANSI_QUOTES). A value that is not a plain literal
+/// cannot be followed: `None`, and statements are then routed only when
+/// every reading agrees (see `route_uncertain`).
+fn follow_sql_mode(
+    sql: &[u8],
+    current: Option<ScanOptions>,
+    default: ScanOptions,
+) -> Option<ScanOptions> {
+    let Some(at) = find_ignore_case(sql, b"sql_mode") else {
+        return current;
+    };
+    let current = current.unwrap_or(default);
+    let rest = &sql[at + b"sql_mode".len()..];
+    let Some(eq) = rest.iter().position(|&b| b == b'=') else {
+        return Some(current); // read, not assigned (`@x = @@sql_mode`)
+    };
+    let value = rest[eq + 1..].trim_ascii();
+    let value = value.strip_suffix(b";").unwrap_or(value).trim_ascii();
+    if value.eq_ignore_ascii_case(b"default") {
+        return Some(default);
+    }
+    let quoted = value.len() >= 2
+        && (value[0] == b'\'' || value[0] == b'"')
+        && value[value.len() - 1] == value[0]
+        && !value[1..value.len() - 1].contains(&value[0])
+        && !value.contains(&b'\\');
+    if !quoted {
+        return None;
+    }
+    let modes = &value[1..value.len() - 1];
+    let has = |name: &[u8]| {
+        modes
+            .split(|&b| b == b',')
+            .any(|m| m.trim_ascii().eq_ignore_ascii_case(name))
+    };
+    let ansi_quotes = [
+        &b"ANSI_QUOTES"[..],
+        b"ANSI",
+        b"ORACLE",
+        b"MSSQL",
+        b"DB2",
+        b"POSTGRESQL",
+        b"MAXDB",
+    ]
+    .iter()
+    .any(|m| has(m));
+    Some(ScanOptions {
+        no_backslash_escapes: has(b"NO_BACKSLASH_ESCAPES"),
+        ansi_quotes,
+        ..current
+    })
+}
+
+/// Routes a statement whose session sql_mode is not known: under every
+/// combination of the two lexing quirks, and only if all agree.
+fn route_uncertain(
+    sql: &[u8],
+    topology: &Topology,
+    base: ScanOptions,
+) -> Result<Routed, RouteError> {
+    let mut agreed: Option<Routed> = None;
+    for (no_backslash_escapes, ansi_quotes) in
+        [(false, false), (true, false), (false, true), (true, true)]
+    {
+        let opts = ScanOptions {
+            no_backslash_escapes,
+            ansi_quotes,
+            ..base
+        };
+        let decision = route_query(sql, topology, &opts)?;
+        match agreed {
+            None => agreed = Some(decision),
+            Some(ref d) if *d == decision => {}
+            Some(_) => return Err(RouteError::UnknownSqlMode),
+        }
+    }
+    agreed.ok_or(RouteError::UnknownSqlMode)
+}
+
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }

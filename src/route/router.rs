@@ -4,9 +4,12 @@
 //! The rules, in the order they apply:
 //!
 //! - A COM_QUERY may hold several statements (multi-statements). Every part
-//!   is analysed; they must all go to one shard, and transaction control or
-//!   session statements must come alone (they act on every backend of the
-//!   session, which a multi-statement sent to one backend cannot do).
+//!   is analysed and they must all go to one shard. BEGIN, COMMIT and
+//!   ROLLBACK ride along (`BEGIN; INSERT ...; COMMIT` is common; the server's
+//!   status flags tell the session where the transaction is afterwards).
+//!   SET and USE parts go with the rest, and are also returned
+//!   ([`Routed::session_parts`]) for the session to replay them on its
+//!   other backends.
 //! - A statement on sharded tables goes to the shard of its key values; all
 //!   values must map to one shard. If it also reads unsharded tables (which
 //!   live on the designated shard only), that shard must be the designated
@@ -18,6 +21,9 @@
 //!   designated shard.
 
 use std::fmt;
+use std::ops::Range;
+
+use smallvec::SmallVec;
 
 use super::key::KeyError;
 use super::scanner::{
@@ -47,6 +53,15 @@ pub enum Decision {
     Rollback,
 }
 
+/// A routed COM_QUERY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub decision: Decision,
+    /// The SET and USE statements in it (ranges into the query text): the
+    /// session replays them on its other backends.
+    pub session_parts: SmallVec<[Range<usize>; 1]>,
+}
+
 /// Why a statement cannot be routed; the message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
@@ -64,8 +79,10 @@ pub enum RouteError {
     /// A sharded statement that also reads unsharded tables, which live only
     /// on the designated shard, while its key lives elsewhere.
     JoinsUnsharded { table: String, column: String },
-    /// Session or transaction statements mixed with others in one COM_QUERY.
-    MixedMultiStatement,
+    /// The session set sql_mode with an expression the proxy cannot follow,
+    /// and the statement lexes differently under ANSI_QUOTES or
+    /// NO_BACKSLASH_ESCAPES.
+    UnknownSqlMode,
 }
 
 impl fmt::Display for RouteError {
@@ -84,9 +101,9 @@ impl fmt::Display for RouteError {
                 f,
                 "dbrouter: cannot route this statement on sharded table `{table}`: it also reads unsharded tables, which live on the designated shard only, and its `{column}` value lives on another shard (query them separately)"
             ),
-            RouteError::MixedMultiStatement => write!(
+            RouteError::UnknownSqlMode => write!(
                 f,
-                "dbrouter: a multi-statement query cannot mix SET, USE, BEGIN, COMMIT or ROLLBACK with other statements (send them on their own)"
+                "dbrouter: sql_mode was set with an expression dbrouter cannot follow, and this statement reads differently under ANSI_QUOTES or NO_BACKSLASH_ESCAPES (set sql_mode with a literal string)"
             ),
         }
     }
@@ -116,6 +133,8 @@ impl std::error::Error for RouteError {}
 ///     [[shard]]
 ///     id = 1
 ///     master = "127.0.0.1:3316"
+///     [sharding]
+///     buckets = 1024
 ///     [[table]]
 ///     name = "users"
 ///     key = "userid"
@@ -125,36 +144,67 @@ impl std::error::Error for RouteError {}
 /// let opts = ScanOptions::new(101119);
 /// // crc32("42") % 1024 = 136: shard 0 holds buckets 0-511.
 /// let d = route_query(b"SELECT * FROM users WHERE userid = 42", &topology, &opts).unwrap();
-/// assert_eq!(d, Decision::Shard(0));
-/// assert_eq!(route_query(b"SELECT 1", &topology, &opts).unwrap(), Decision::LastUsed);
+/// assert_eq!(d.decision, Decision::Shard(0));
+/// assert_eq!(route_query(b"SELECT 1", &topology, &opts).unwrap().decision, Decision::LastUsed);
 /// ```
 pub fn route_query(
     sql: &[u8],
     topology: &Topology,
     opts: &ScanOptions,
-) -> Result<Decision, RouteError> {
+) -> Result<Routed, RouteError> {
     let parts = split_statements(sql, opts);
+    let mut session_parts = SmallVec::new();
     if parts.len() <= 1 {
         // The common case: one statement (perhaps with a trailing `;`).
-        let one = parts.first().map_or(sql, |r| &sql[r.clone()]);
-        let analysis = analyze(one, &topology.schema, opts).map_err(RouteError::Refused)?;
-        return decide(&analysis, topology, None);
+        let range = parts.first().cloned().unwrap_or(0..sql.len());
+        let analysis =
+            analyze(&sql[range.clone()], &topology.schema, opts).map_err(RouteError::Refused)?;
+        let decision = decide(&analysis, topology, None)?;
+        if decision == Decision::Session {
+            session_parts.push(range);
+        }
+        return Ok(Routed {
+            decision,
+            session_parts,
+        });
     }
     let mut combined: Option<Decision> = None;
+    let mut all_session = true;
     for range in parts {
-        let analysis = analyze(&sql[range], &topology.schema, opts).map_err(RouteError::Refused)?;
-        let decision = decide(&analysis, topology, None)?;
-        combined = Some(match (combined, decision) {
-            (_, Decision::Session | Decision::Begin | Decision::Commit | Decision::Rollback) => {
-                return Err(RouteError::MixedMultiStatement)
+        let analysis =
+            analyze(&sql[range.clone()], &topology.schema, opts).map_err(RouteError::Refused)?;
+        let decision = match decide(&analysis, topology, None)? {
+            Decision::Session => {
+                session_parts.push(range);
+                Decision::LastUsed
             }
+            // Inside a multi-statement, transaction control goes wherever
+            // the rest goes.
+            Decision::Begin | Decision::Commit | Decision::Rollback => {
+                all_session = false;
+                Decision::LastUsed
+            }
+            d => {
+                all_session = false;
+                d
+            }
+        };
+        combined = Some(match (combined, decision) {
             (None, d) => d,
             (Some(Decision::LastUsed), d) | (Some(d), Decision::LastUsed) => d,
             (Some(Decision::Shard(a)), Decision::Shard(b)) if a == b => Decision::Shard(a),
             (Some(_), _) => return Err(multi_statement_spans(&analysis)),
         });
     }
-    Ok(combined.unwrap_or(Decision::LastUsed))
+    let decision = if all_session {
+        Decision::Session
+    } else {
+        combined.unwrap_or(Decision::LastUsed)
+    };
+    Ok(Routed {
+        decision,
+        session_parts,
+    })
 }
 
 /// Routes a prepared statement's execution: `analysis` of its text, with
@@ -303,7 +353,12 @@ mod tests {
     }
 
     fn route(sql: &str) -> Result<Decision, RouteError> {
-        route_query(sql.as_bytes(), &topology(), &ScanOptions::new(101119))
+        route_query(sql.as_bytes(), &topology(), &ScanOptions::new(101119)).map(|r| r.decision)
+    }
+
+    fn session_parts(sql: &str) -> Vec<&str> {
+        let routed = route_query(sql.as_bytes(), &topology(), &ScanOptions::new(101119)).unwrap();
+        routed.session_parts.into_iter().map(|r| &sql[r]).collect()
     }
 
     /// A key on each shard: crc32("42") % 1024 = 136 (shard 0), and the
@@ -352,10 +407,19 @@ mod tests {
         ))
         .unwrap_err();
         assert!(matches!(err, RouteError::SpansShards { .. }), "{err}");
+        assert_eq!(route("SET @a = 1; SELECT 1"), Ok(Decision::LastUsed));
+        assert_eq!(session_parts("SET @a = 1; SELECT 1"), ["SET @a = 1"]);
+        assert_eq!(route("SET @a = 1; SET @b = 2"), Ok(Decision::Session));
+        assert_eq!(session_parts("USE app"), ["USE app"]);
         assert_eq!(
-            route("SET @a = 1; SELECT 1"),
-            Err(RouteError::MixedMultiStatement)
+            route("USE app; SELECT * FROM users WHERE userid = 42"),
+            Ok(Decision::Shard(0))
         );
+        assert_eq!(
+            route("BEGIN; INSERT INTO users (userid) VALUES (42); COMMIT"),
+            Ok(Decision::Shard(0))
+        );
+        assert_eq!(route("BEGIN; SELECT 1"), Ok(Decision::LastUsed));
     }
 
     #[test]
