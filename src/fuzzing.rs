@@ -327,6 +327,9 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
     let mut seq = 1u8;
     let mut r = Reader::new(script);
     let base = SERVER_STATUS_AUTOCOMMIT;
+    // The status the tracker reports after an ERR: the last OK/EOF's, or the
+    // seeded one (the caller seeds AUTOCOMMIT).
+    let mut last = base;
     let end = |out: &mut Vec<u8>, seq: u8, status: u16| {
         if deprecate_eof {
             let mut p = vec![0xfe, 0, 0];
@@ -350,6 +353,7 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
         match op % 5 {
             0 => {
                 seq = write_ok(&mut out, seq, u64::from(op), 0, status, 0);
+                last = status;
             }
             2 => {
                 write_err(
@@ -358,12 +362,7 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
                     ErrorCode::ER_PARSE_ERROR,
                     "You have an error in your SQL syntax",
                 );
-                return (
-                    out,
-                    ReplyState::Done {
-                        status: base | SERVER_MORE_RESULTS_EXISTS,
-                    },
-                );
+                return (out, ReplyState::Done { status: last });
             }
             n => {
                 let cursor = n == 4 && binary;
@@ -391,6 +390,7 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
                 }
                 if !deprecate_eof {
                     seq = end(&mut out, seq, base);
+                    last = base;
                 }
                 let rows = r.u8().unwrap_or(0) % 6;
                 for _ in 0..rows {
@@ -416,14 +416,10 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
                         ErrorCode::ER_QUERY_INTERRUPTED,
                         "Query execution was interrupted",
                     );
-                    return (
-                        out,
-                        ReplyState::Done {
-                            status: base | SERVER_MORE_RESULTS_EXISTS,
-                        },
-                    );
+                    return (out, ReplyState::Done { status: last });
                 }
                 seq = end(&mut out, seq, status);
+                last = status;
             }
         }
         if !more {

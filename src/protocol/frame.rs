@@ -337,6 +337,7 @@ mod tests {
             (MAX, &[MAX, 0]),
             (MAX + 1, &[MAX, 1]),
             (2 * MAX, &[MAX, MAX, 0]),
+            (2 * (MAX + 1), &[MAX, MAX, 2]),
             (2 * MAX + 5, &[MAX, MAX, 5]),
         ];
         for &(len, want) in cases {
