@@ -51,7 +51,7 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
-use self::lexer::{unescape, Lexer, Tok, Token};
+use self::lexer::{unescape, Kw, Lexer, Tok, Token};
 use super::schema::{KeyType, Schema, TableRule};
 use super::value::KeyValue;
 
@@ -261,17 +261,17 @@ pub fn analyze<'a>(
         StatementKind::Other
     } else {
         match p.upper_kw(first) {
-            Some(b"SELECT") => StatementKind::Select,
-            Some(b"INSERT") => StatementKind::Insert,
-            Some(b"REPLACE") => StatementKind::Replace,
-            Some(b"UPDATE") => StatementKind::Update,
-            Some(b"DELETE") => StatementKind::Delete,
-            Some(b"SET") => StatementKind::Set,
-            Some(b"USE") => StatementKind::Use,
-            Some(b"BEGIN") | Some(b"START") => StatementKind::Begin,
-            Some(b"COMMIT") => StatementKind::Commit,
-            Some(b"ROLLBACK") => StatementKind::Rollback,
-            Some(b"SHOW") => StatementKind::Show,
+            Some(Kw::Select) => StatementKind::Select,
+            Some(Kw::Insert) => StatementKind::Insert,
+            Some(Kw::Replace) => StatementKind::Replace,
+            Some(Kw::Update) => StatementKind::Update,
+            Some(Kw::Delete) => StatementKind::Delete,
+            Some(Kw::Set) => StatementKind::Set,
+            Some(Kw::Use) => StatementKind::Use,
+            Some(Kw::Begin) | Some(Kw::Start) => StatementKind::Begin,
+            Some(Kw::Commit) => StatementKind::Commit,
+            Some(Kw::Rollback) => StatementKind::Rollback,
+            Some(Kw::Show) => StatementKind::Show,
             _ => StatementKind::Other,
         }
     };
@@ -353,28 +353,26 @@ pub fn split_statements(sql: &[u8], opts: &ScanOptions) -> SmallVec<[Range<usize
             }
             _ => {
                 tokens += 1;
-                let word =
-                    |w: &[u8]| t.kind == Tok::Word && sql[t.start..t.end].eq_ignore_ascii_case(w);
+                let word = |w: Kw| t.kind == Tok::Word && t.kw == w;
                 match (tokens, first) {
                     (1, _) => {
                         first = Some(t);
                         compound = [
-                            &b"IF"[..],
-                            b"CASE",
-                            b"WHILE",
-                            b"LOOP",
-                            b"REPEAT",
-                            b"DECLARE",
-                            b"FOR",
+                            Kw::If,
+                            Kw::Case,
+                            Kw::While,
+                            Kw::Loop,
+                            Kw::Repeat,
+                            Kw::Declare,
+                            Kw::For,
                         ]
-                        .iter()
-                        .any(|w| word(w));
+                        .into_iter()
+                        .any(word);
                     }
                     (2, Some(f)) => {
-                        let fw = &sql[f.start..f.end];
-                        if f.kind == Tok::Word && fw.eq_ignore_ascii_case(b"BEGIN") {
+                        if f.kind == Tok::Word && f.kw == Kw::Begin {
                             // BEGIN WORK / BEGIN; is a transaction.
-                            compound = !word(b"WORK");
+                            compound = !word(Kw::Work);
                         }
                         // `label: BEGIN ...`
                         if t.kind == Tok::Op && &sql[t.start..t.end] == b":" {
@@ -384,12 +382,10 @@ pub fn split_statements(sql: &[u8], opts: &ScanOptions) -> SmallVec<[Range<usize
                     _ => {}
                 }
                 if let Some(f) = first {
-                    let fw = &sql[f.start..f.end];
                     if tokens > 1
                         && f.kind == Tok::Word
-                        && (fw.eq_ignore_ascii_case(b"CREATE") || fw.eq_ignore_ascii_case(b"ALTER"))
-                        && word(b"BEGIN")
-                        && !t.after_dot
+                        && matches!(f.kw, Kw::Create | Kw::Alter)
+                        && word(Kw::Begin)
                     {
                         compound = true;
                     }
@@ -497,106 +493,110 @@ struct Parser<'a> {
     variable_sql: bool,
     /// The statement's first token.
     lead: Token,
+    /// A one-word Bloom filter of the sharded table names (by length and
+    /// first letter): most words are no table name, and this tells so
+    /// without a lookup.
+    sharded_names: u64,
 }
 
-const CLAUSE_END: &[&[u8]] = &[
-    b"GROUP",
-    b"ORDER",
-    b"LIMIT",
-    b"HAVING",
-    b"WINDOW",
-    b"FOR",
-    b"LOCK",
-    b"UNION",
-    b"EXCEPT",
-    b"INTERSECT",
-    b"MINUS",
-    b"INTO",
-    b"RETURNING",
-    b"PROCEDURE",
+const CLAUSE_END: &[Kw] = &[
+    Kw::Group,
+    Kw::Order,
+    Kw::Limit,
+    Kw::Having,
+    Kw::Window,
+    Kw::For,
+    Kw::Lock,
+    Kw::Union,
+    Kw::Except,
+    Kw::Intersect,
+    Kw::Minus,
+    Kw::Into,
+    Kw::Returning,
+    Kw::Procedure,
 ];
 
-const ON_END: &[&[u8]] = &[
-    b"WHERE",
-    b"JOIN",
-    b"INNER",
-    b"CROSS",
-    b"LEFT",
-    b"RIGHT",
-    b"NATURAL",
-    b"STRAIGHT_JOIN",
-    b"FULL",
-    b"SET",
-    b"USING",
-    b"ON",
+const ON_END: &[Kw] = &[
+    Kw::Where,
+    Kw::Join,
+    Kw::Inner,
+    Kw::Cross,
+    Kw::Left,
+    Kw::Right,
+    Kw::Natural,
+    Kw::StraightJoin,
+    Kw::Full,
+    Kw::Set,
+    Kw::Using,
+    Kw::On,
 ];
 
 /// Words that cannot be an unquoted table alias (they continue the clause).
-const NOT_ALIAS: &[&[u8]] = &[
-    b"AS",
-    b"ON",
-    b"USING",
-    b"WHERE",
-    b"JOIN",
-    b"INNER",
-    b"CROSS",
-    b"LEFT",
-    b"RIGHT",
-    b"NATURAL",
-    b"STRAIGHT_JOIN",
-    b"FULL",
-    b"OUTER",
-    b"SET",
-    b"GROUP",
-    b"ORDER",
-    b"LIMIT",
-    b"HAVING",
-    b"WINDOW",
-    b"FOR",
-    b"LOCK",
-    b"UNION",
-    b"EXCEPT",
-    b"INTERSECT",
-    b"MINUS",
-    b"INTO",
-    b"PROCEDURE",
-    b"RETURNING",
-    b"USE",
-    b"IGNORE",
-    b"FORCE",
-    b"PARTITION",
-    b"VALUES",
-    b"VALUE",
-    b"SELECT",
-    b"FETCH",
-    b"OFFSET",
-    b"FROM",
-    b"DUPLICATE",
-    b"AND",
-    b"OR",
-    b"XOR",
-    b"NOT",
+const NOT_ALIAS: &[Kw] = &[
+    Kw::As,
+    Kw::On,
+    Kw::Using,
+    Kw::Where,
+    Kw::Join,
+    Kw::Inner,
+    Kw::Cross,
+    Kw::Left,
+    Kw::Right,
+    Kw::Natural,
+    Kw::StraightJoin,
+    Kw::Full,
+    Kw::Outer,
+    Kw::Set,
+    Kw::Group,
+    Kw::Order,
+    Kw::Limit,
+    Kw::Having,
+    Kw::Window,
+    Kw::For,
+    Kw::Lock,
+    Kw::Union,
+    Kw::Except,
+    Kw::Intersect,
+    Kw::Minus,
+    Kw::Into,
+    Kw::Procedure,
+    Kw::Returning,
+    Kw::Use,
+    Kw::Ignore,
+    Kw::Force,
+    Kw::Partition,
+    Kw::Values,
+    Kw::Value,
+    Kw::Select,
+    Kw::Fetch,
+    Kw::Offset,
+    Kw::From,
+    Kw::Duplicate,
+    Kw::And,
+    Kw::Or,
+    Kw::Xor,
+    Kw::Not,
 ];
 
 /// Words that shape a condition: never a column of a binding.
-const STRUCTURAL: &[&[u8]] = &[
-    b"AND",
-    b"OR",
-    b"XOR",
-    b"NOT",
-    b"CASE",
-    b"WHEN",
-    b"THEN",
-    b"ELSE",
-    b"END",
-    b"BETWEEN",
-    b"IN",
-    b"IS",
-    b"LIKE",
-    b"EXISTS",
-    b"NULL",
-    b"BINARY",
-    b"INTERVAL",
+const STRUCTURAL: &[Kw] = &[
+    Kw::And,
+    Kw::Or,
+    Kw::Xor,
+    Kw::Not,
+    Kw::Case,
+    Kw::When,
+    Kw::Then,
+    Kw::Else,
+    Kw::End,
+    Kw::Between,
+    Kw::In,
+    Kw::Is,
+    Kw::Like,
+    Kw::Exists,
+    Kw::Null,
+    Kw::Binary,
+    Kw::Interval,
 ];
 
 /// Charset introducers whose strings keep their bytes for the key: the
@@ -617,6 +617,13 @@ fn introducer(word: &[u8]) -> Option<bool> {
         }
     }
     None
+}
+
+/// The bit of a table name in `Parser::sharded_names`.
+#[inline]
+fn name_bit(name: &[u8]) -> u64 {
+    let first = name.first().map_or(0, |c| c.to_ascii_lowercase() as usize);
+    1 << ((name.len().wrapping_mul(31) ^ first) % 64)
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -659,6 +666,10 @@ impl<'a> Parser<'a> {
             check_strings: false,
             string_names: None,
             variable_sql: false,
+            sharded_names: schema
+                .tables()
+                .filter(|(_, r)| matches!(r, TableRule::Sharded { .. }))
+                .fold(0, |m, (n, _)| m | name_bit(n.as_bytes())),
             lead: Token {
                 kind: Tok::End,
                 start: 0,
@@ -666,6 +677,7 @@ impl<'a> Parser<'a> {
                 escaped: false,
                 after_dot: false,
                 index: 0,
+                kw: Kw::None,
             },
         }
     }
@@ -694,7 +706,7 @@ impl<'a> Parser<'a> {
             Tok::LParen => self.depth += 1,
             Tok::RParen => self.depth = self.depth.saturating_sub(1),
             Tok::Word | Tok::Quoted if !self.is_qualifier(t) => {
-                if self.lookup_sharded(t).is_some() {
+                if self.may_be_sharded(t) && self.lookup_sharded(t).is_some() {
                     self.stray += 1;
                     if self.depth > 0 {
                         self.stray_in_parens = true;
@@ -724,6 +736,16 @@ impl<'a> Parser<'a> {
     fn is_qualifier(&self, t: Token) -> bool {
         self.sql.get(t.end) == Some(&b'.')
             && (t.kind == Tok::Word || !self.sql.get(t.end + 1).is_some_and(u8::is_ascii_digit))
+    }
+
+    /// False when `t` cannot spell a sharded table name (escaped quoted
+    /// names are always looked up).
+    #[inline]
+    fn may_be_sharded(&self, t: Token) -> bool {
+        if t.kind == Tok::Quoted && t.escaped {
+            return true;
+        }
+        self.sharded_names & name_bit(self.name(t)) != 0
     }
 
     /// The table reference `t` was consumed as such: not a stray.
@@ -764,45 +786,46 @@ impl<'a> Parser<'a> {
         matches!(t.kind, Tok::Word | Tok::Quoted) && self.ident(t).eq_ignore_ascii_case(s)
     }
 
-    fn is_kw(&self, t: Token, kw: &[u8]) -> bool {
-        t.kind == Tok::Word && !t.after_dot && self.text(t).eq_ignore_ascii_case(kw)
+    #[inline]
+    fn is_kw(&self, t: Token, kw: Kw) -> bool {
+        t.kind == Tok::Word && t.kw == kw
     }
 
-    fn peek_kw(&mut self, kw: &[u8]) -> bool {
+    #[inline]
+    fn peek_kw(&mut self, kw: Kw) -> bool {
         let t = self.peek();
         self.is_kw(t, kw)
     }
 
-    fn peek_any_kw(&mut self, kws: &[&[u8]]) -> bool {
+    #[inline]
+    fn peek_any_kw(&mut self, kws: &[Kw]) -> bool {
         let t = self.peek();
         self.is_any_kw(t, kws)
     }
 
-    fn is_any_kw(&self, t: Token, kws: &[&[u8]]) -> bool {
-        t.kind == Tok::Word && !t.after_dot && {
-            let w = self.text(t);
-            kws.iter().any(|k| w.eq_ignore_ascii_case(k))
-        }
+    #[inline]
+    fn is_any_kw(&self, t: Token, kws: &[Kw]) -> bool {
+        t.kind == Tok::Word && t.kw != Kw::None && kws.contains(&t.kw)
     }
 
     /// The statement-leading keyword, uppercase, among the ones `analyze`
     /// dispatches on.
-    fn upper_kw(&self, t: Token) -> Option<&'static [u8]> {
-        const LEADING: &[&[u8]] = &[
-            b"SELECT",
-            b"INSERT",
-            b"REPLACE",
-            b"UPDATE",
-            b"DELETE",
-            b"SET",
-            b"USE",
-            b"BEGIN",
-            b"START",
-            b"COMMIT",
-            b"ROLLBACK",
-            b"SHOW",
+    fn upper_kw(&self, t: Token) -> Option<Kw> {
+        const LEADING: &[Kw] = &[
+            Kw::Select,
+            Kw::Insert,
+            Kw::Replace,
+            Kw::Update,
+            Kw::Delete,
+            Kw::Set,
+            Kw::Use,
+            Kw::Begin,
+            Kw::Start,
+            Kw::Commit,
+            Kw::Rollback,
+            Kw::Show,
         ];
-        LEADING.iter().copied().find(|k| self.is_kw(t, k))
+        LEADING.iter().copied().find(|&k| self.is_kw(t, k))
     }
 
     fn lookup(&self, t: Token) -> Option<&'a TableRule> {
@@ -841,7 +864,7 @@ impl<'a> Parser<'a> {
 
     /// Skips one expression up to a `,` or `)` at depth `d`, or (with
     /// `stop`) a clause keyword at depth `d`.
-    fn skip_expr(&mut self, d: u32, stop: &[&[u8]]) {
+    fn skip_expr(&mut self, d: u32, stop: &[Kw]) {
         loop {
             let t = self.peek();
             match t.kind {
@@ -870,7 +893,8 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Word
                     if self.depth == 0
-                        && self.is_any_kw(t, &[b"UNION", b"EXCEPT", b"INTERSECT", b"MINUS"]) =>
+                        && self
+                            .is_any_kw(t, &[Kw::Union, Kw::Except, Kw::Intersect, Kw::Minus]) =>
                 {
                     self.compound = true;
                     self.next();
@@ -895,7 +919,7 @@ impl<'a> Parser<'a> {
             | Tok::Minus
             | Tok::Plus => true,
             Tok::Word => {
-                !t.after_dot && (self.is_kw(t, b"NULL") || introducer(self.text(t)).is_some())
+                !t.after_dot && (self.is_kw(t, Kw::Null) || introducer(self.text(t)).is_some())
             }
             _ => false,
         }
@@ -939,7 +963,7 @@ impl<'a> Parser<'a> {
                 };
                 Some(KeyValue::Binary(Cow::Owned(bytes)))
             }
-            Tok::Word if self.is_kw(t, b"NULL") => {
+            Tok::Word if self.is_kw(t, Kw::Null) => {
                 self.next();
                 Some(KeyValue::Null)
             }
@@ -1013,7 +1037,7 @@ impl<'a> Parser<'a> {
 
     fn alias(&mut self) -> Option<Token> {
         let t = self.peek();
-        if self.is_kw(t, b"AS") {
+        if self.is_kw(t, Kw::As) {
             self.next();
             let a = self.peek();
             if matches!(a.kind, Tok::Word | Tok::Quoted) {
@@ -1032,17 +1056,17 @@ impl<'a> Parser<'a> {
 
     /// `USE|IGNORE|FORCE {INDEX|KEY} [FOR {JOIN|ORDER BY|GROUP BY}] (...)`.
     fn index_hints(&mut self) {
-        while self.peek_any_kw(&[b"USE", b"IGNORE", b"FORCE"]) {
+        while self.peek_any_kw(&[Kw::Use, Kw::Ignore, Kw::Force]) {
             self.next();
-            if !self.peek_any_kw(&[b"INDEX", b"KEY"]) {
+            if !self.peek_any_kw(&[Kw::Index, Kw::Key]) {
                 self.broken = true;
                 return;
             }
             self.next();
-            if self.peek_kw(b"FOR") {
+            if self.peek_kw(Kw::For) {
                 self.next();
                 self.next();
-                if self.peek_kw(b"BY") {
+                if self.peek_kw(Kw::By) {
                     self.next();
                 }
             }
@@ -1098,10 +1122,10 @@ impl<'a> Parser<'a> {
                     self.push_inst(name, None);
                     return true;
                 }
-                if name.kind == Tok::Word && self.is_kw(name, b"DUAL") {
+                if name.kind == Tok::Word && self.is_kw(name, Kw::Dual) {
                     return true;
                 }
-                if self.peek_kw(b"PARTITION") {
+                if self.peek_kw(Kw::Partition) {
                     self.next();
                     if self.peek().kind == Tok::LParen {
                         self.skip_group();
@@ -1128,36 +1152,36 @@ impl<'a> Parser<'a> {
                 if t.kind != Tok::Word || t.after_dot {
                     break;
                 }
-                let (inner, natural) = if self.is_any_kw(t, &[b"JOIN", b"STRAIGHT_JOIN"]) {
+                let (inner, natural) = if self.is_any_kw(t, &[Kw::Join, Kw::StraightJoin]) {
                     self.next();
                     (true, false)
-                } else if self.is_any_kw(t, &[b"INNER", b"CROSS"]) {
+                } else if self.is_any_kw(t, &[Kw::Inner, Kw::Cross]) {
                     self.next();
-                    if !self.expect_kw(b"JOIN") {
+                    if !self.expect_kw(Kw::Join) {
                         return;
                     }
                     (true, false)
-                } else if self.is_any_kw(t, &[b"LEFT", b"RIGHT"]) {
-                    if self.is_kw(t, b"RIGHT") {
+                } else if self.is_any_kw(t, &[Kw::Left, Kw::Right]) {
+                    if self.is_kw(t, Kw::Right) {
                         self.right_join = true;
                     }
                     self.next();
-                    if self.peek_kw(b"OUTER") {
+                    if self.peek_kw(Kw::Outer) {
                         self.next();
                     }
-                    if !self.expect_kw(b"JOIN") {
+                    if !self.expect_kw(Kw::Join) {
                         return;
                     }
                     (false, false)
-                } else if self.is_kw(t, b"NATURAL") {
+                } else if self.is_kw(t, Kw::Natural) {
                     self.next();
-                    while self.peek_any_kw(&[b"LEFT", b"RIGHT", b"OUTER", b"INNER"]) {
-                        if self.peek_kw(b"RIGHT") {
+                    while self.peek_any_kw(&[Kw::Left, Kw::Right, Kw::Outer, Kw::Inner]) {
+                        if self.peek_kw(Kw::Right) {
                             self.right_join = true;
                         }
                         self.next();
                     }
-                    if !self.expect_kw(b"JOIN") {
+                    if !self.expect_kw(Kw::Join) {
                         return;
                     }
                     (false, true)
@@ -1172,10 +1196,10 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 let t = self.peek();
-                if self.is_kw(t, b"ON") {
+                if self.is_kw(t, Kw::On) {
                     self.next();
                     self.condition(if inner { Some(SinkId::On) } else { None }, Ctx::On);
-                } else if self.is_kw(t, b"USING") {
+                } else if self.is_kw(t, Kw::Using) {
                     self.next();
                     self.using_list();
                 }
@@ -1188,7 +1212,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect_kw(&mut self, kw: &[u8]) -> bool {
+    fn expect_kw(&mut self, kw: Kw) -> bool {
         if self.peek_kw(kw) {
             self.next();
             true
@@ -1297,7 +1321,7 @@ impl<'a> Parser<'a> {
     /// What may follow a binding conjunct.
     fn is_boundary(&self, t: Token, ctx: Ctx) -> bool {
         matches!(t.kind, Tok::AndAnd | Tok::OrOr)
-            || self.is_any_kw(t, &[b"AND", b"OR", b"XOR"])
+            || self.is_any_kw(t, &[Kw::And, Kw::Or, Kw::Xor])
             || self.ends_condition(t, ctx)
     }
 
@@ -1385,25 +1409,18 @@ impl<'a> Parser<'a> {
                     top.disjunct = true;
                     at_start = true;
                 }
-                Tok::Word if !t.after_dot => {
-                    let w = self.text(t);
-                    if w.eq_ignore_ascii_case(b"AND") {
-                        if top.between {
-                            top.between = false;
-                        } else {
-                            at_start = true;
-                        }
-                    } else if w.eq_ignore_ascii_case(b"OR") || w.eq_ignore_ascii_case(b"XOR") {
+                Tok::Word => match t.kw {
+                    Kw::And if top.between => top.between = false,
+                    Kw::And => at_start = true,
+                    Kw::Or | Kw::Xor => {
                         top.disjunct = true;
                         at_start = true;
-                    } else if w.eq_ignore_ascii_case(b"BETWEEN") {
-                        top.between = true;
-                    } else if w.eq_ignore_ascii_case(b"CASE") {
-                        top.case += 1;
-                    } else if w.eq_ignore_ascii_case(b"END") {
-                        top.case = top.case.saturating_sub(1);
                     }
-                }
+                    Kw::Between => top.between = true,
+                    Kw::Case => top.case += 1,
+                    Kw::End => top.case = top.case.saturating_sub(1),
+                    _ => {}
+                },
                 _ => {}
             }
         }
@@ -1559,7 +1576,7 @@ impl<'a> Parser<'a> {
                     match self.literal() {
                         Some(v) => {
                             let nx = self.peek();
-                            if self.is_kw(nx, b"COLLATE") || !self.is_boundary(nx, ctx) {
+                            if self.is_kw(nx, Kw::Collate) || !self.is_boundary(nx, ctx) {
                                 self.key_vs_expr = true;
                             } else if !(op.kind == Tok::NullSafeEq && v == KeyValue::Null) {
                                 self.record(sink, mask, v);
@@ -1590,7 +1607,7 @@ impl<'a> Parser<'a> {
                 self.key_vs_expr = true;
                 Simple::Done
             }
-            Tok::Word if self.is_kw(op, b"IN") => {
+            Tok::Word if self.is_kw(op, Kw::In) => {
                 self.next();
                 if self.peek().kind != Tok::LParen {
                     self.key_vs_expr = true;
@@ -1643,13 +1660,14 @@ impl<'a> Parser<'a> {
             let t = self.peek();
             match t.kind {
                 Tok::End | Tok::Semi | Tok::Error => return,
-                Tok::Word if self.depth == 0 && self.is_kw(t, b"FROM") => {
+                Tok::Word if self.depth == 0 && self.is_kw(t, Kw::From) => {
                     self.next();
                     break;
                 }
                 Tok::Word
                     if self.depth == 0
-                        && self.is_any_kw(t, &[b"UNION", b"EXCEPT", b"INTERSECT", b"MINUS"]) =>
+                        && self
+                            .is_any_kw(t, &[Kw::Union, Kw::Except, Kw::Intersect, Kw::Minus]) =>
                 {
                     self.compound = true;
                     self.next();
@@ -1665,7 +1683,7 @@ impl<'a> Parser<'a> {
 
     fn where_clause(&mut self) {
         let t = self.peek();
-        if self.is_kw(t, b"WHERE") {
+        if self.is_kw(t, Kw::Where) {
             self.next();
             self.condition(Some(SinkId::Where), Ctx::Where);
         } else if !self.ends_condition(t, Ctx::Where) || t.kind == Tok::RParen {
@@ -1719,10 +1737,10 @@ impl<'a> Parser<'a> {
 
     fn insert(&mut self) -> Result<(), Refusal> {
         self.next();
-        while self.peek_any_kw(&[b"LOW_PRIORITY", b"DELAYED", b"HIGH_PRIORITY", b"IGNORE"]) {
+        while self.peek_any_kw(&[Kw::LowPriority, Kw::Delayed, Kw::HighPriority, Kw::Ignore]) {
             self.next();
         }
-        if self.peek_kw(b"INTO") {
+        if self.peek_kw(Kw::Into) {
             self.next();
         }
         let Some(name) = self.table_name() else {
@@ -1736,14 +1754,14 @@ impl<'a> Parser<'a> {
         };
         self.push_inst(name, None);
         let refuse = |p: &Parser<'a>, reason| Err(p.refusal(name, key, reason));
-        if self.peek_kw(b"PARTITION") {
+        if self.peek_kw(Kw::Partition) {
             self.next();
             if self.peek().kind == Tok::LParen {
                 self.skip_group();
             }
         }
         let t = self.peek();
-        let query_words: &[&[u8]] = &[b"SELECT", b"WITH", b"TABLE", b"VALUES"];
+        let query_words: &[Kw] = &[Kw::Select, Kw::With, Kw::Table, Kw::Values];
         if t.kind == Tok::LParen {
             self.next();
             let first = self.peek();
@@ -1775,9 +1793,10 @@ impl<'a> Parser<'a> {
                 }
             }
             let t = self.peek();
-            if self.is_any_kw(t, &[b"VALUES", b"VALUE"]) {
+            if self.is_any_kw(t, &[Kw::Values, Kw::Value]) {
                 self.next();
-            } else if t.kind == Tok::LParen || self.is_any_kw(t, &[b"SELECT", b"WITH", b"TABLE"]) {
+            } else if t.kind == Tok::LParen || self.is_any_kw(t, &[Kw::Select, Kw::With, Kw::Table])
+            {
                 return refuse(self, RefusalReason::InsertWithoutValues);
             } else {
                 self.broken = true;
@@ -1787,29 +1806,29 @@ impl<'a> Parser<'a> {
                 return refuse(self, RefusalReason::KeyNotInInsertColumns);
             };
             self.rows(k, name, key)?;
-        } else if self.is_any_kw(t, &[b"VALUES", b"VALUE"]) {
+        } else if self.is_any_kw(t, &[Kw::Values, Kw::Value]) {
             // The table's column order is not in the configuration.
             return refuse(self, RefusalReason::NoKey);
-        } else if self.is_kw(t, b"SET") {
+        } else if self.is_kw(t, Kw::Set) {
             self.next();
             self.insert_set(name, key)?;
-        } else if self.is_any_kw(t, &[b"SELECT", b"WITH", b"TABLE"]) {
+        } else if self.is_any_kw(t, &[Kw::Select, Kw::With, Kw::Table]) {
             return refuse(self, RefusalReason::InsertWithoutValues);
         } else {
             self.broken = true;
             return Ok(());
         }
         let t = self.peek();
-        if self.is_kw(t, b"ON") {
+        if self.is_kw(t, Kw::On) {
             self.next();
-            for w in [&b"DUPLICATE"[..], b"KEY", b"UPDATE"] {
+            for w in [Kw::Duplicate, Kw::Key, Kw::Update] {
                 if !self.expect_kw(w) {
                     return Ok(());
                 }
             }
-            self.assignments(name, key, &[b"RETURNING"])?;
+            self.assignments(name, key, &[Kw::Returning])?;
         } else if !(matches!(t.kind, Tok::End | Tok::Semi | Tok::Error)
-            || self.is_kw(t, b"RETURNING"))
+            || self.is_kw(t, Kw::Returning))
         {
             self.broken = true;
         }
@@ -1846,6 +1865,22 @@ impl<'a> Parser<'a> {
                         }
                     }
                 } else {
+                    // Most values are plain numbers and strings: skipped
+                    // byte by byte, without tokens (the hot loop of a bulk
+                    // INSERT). Anything else takes the token path.
+                    if self.peeked.is_none() {
+                        match self.lex.skip_plain_value() {
+                            Some(b',') => {
+                                i += 1;
+                                continue;
+                            }
+                            Some(_) => {
+                                self.depth = self.depth.saturating_sub(1);
+                                break;
+                            }
+                            None => {}
+                        }
+                    }
                     self.skip_expr(d, &[]);
                 }
                 match self.next().kind {
@@ -1871,7 +1906,7 @@ impl<'a> Parser<'a> {
 
     /// `INSERT ... SET col = value, ...`
     fn insert_set(&mut self, name: Token, key: &'a str) -> Result<(), Refusal> {
-        let stop: &[&[u8]] = &[b"ON", b"RETURNING"];
+        let stop: &[Kw] = &[Kw::On, Kw::Returning];
         let mut found = false;
         loop {
             let Some(c) = self.name_path() else {
@@ -1922,7 +1957,7 @@ impl<'a> Parser<'a> {
     }
 
     /// ON DUPLICATE KEY UPDATE assignments: the key must not be assigned.
-    fn assignments(&mut self, name: Token, key: &'a str, stop: &[&[u8]]) -> Result<(), Refusal> {
+    fn assignments(&mut self, name: Token, key: &'a str, stop: &[Kw]) -> Result<(), Refusal> {
         loop {
             let Some(c) = self.name_path() else {
                 self.broken = true;
@@ -1946,14 +1981,14 @@ impl<'a> Parser<'a> {
 
     fn update(&mut self) -> Result<(), Refusal> {
         self.next();
-        while self.peek_any_kw(&[b"LOW_PRIORITY", b"IGNORE"]) {
+        while self.peek_any_kw(&[Kw::LowPriority, Kw::Ignore]) {
             self.next();
         }
         self.table_refs();
-        if !self.expect_kw(b"SET") {
+        if !self.expect_kw(Kw::Set) {
             return Ok(());
         }
-        let stop: &[&[u8]] = &[b"WHERE", b"ORDER", b"LIMIT", b"RETURNING"];
+        let stop: &[Kw] = &[Kw::Where, Kw::Order, Kw::Limit, Kw::Returning];
         loop {
             let Some(c) = self.name_path() else {
                 self.broken = true;
@@ -1983,14 +2018,14 @@ impl<'a> Parser<'a> {
 
     fn delete(&mut self) {
         self.next();
-        while self.peek_any_kw(&[b"LOW_PRIORITY", b"QUICK", b"IGNORE"]) {
+        while self.peek_any_kw(&[Kw::LowPriority, Kw::Quick, Kw::Ignore]) {
             self.next();
         }
-        if self.peek_kw(b"FROM") {
+        if self.peek_kw(Kw::From) {
             self.next();
             let targets = self.insts.len();
             self.table_refs();
-            if self.peek_kw(b"USING") {
+            if self.peek_kw(Kw::Using) {
                 // `DELETE FROM t1, t2 USING <tables>`: the first list only
                 // names tables of the second.
                 self.next();
@@ -2001,7 +2036,7 @@ impl<'a> Parser<'a> {
             // `DELETE t1, t2 FROM <tables>`
             let targets = self.insts.len();
             self.table_refs();
-            if !self.expect_kw(b"FROM") {
+            if !self.expect_kw(Kw::From) {
                 return;
             }
             self.insts.truncate(targets);
@@ -2012,7 +2047,7 @@ impl<'a> Parser<'a> {
 
     fn set(&mut self) -> StatementKind {
         self.next();
-        if self.peek_kw(b"STATEMENT") {
+        if self.peek_kw(Kw::Statement) {
             // `SET STATEMENT var=value FOR <statement>` runs the statement.
             return StatementKind::Other;
         }
@@ -2022,14 +2057,14 @@ impl<'a> Parser<'a> {
     fn begin(&mut self) -> StatementKind {
         let first = self.next();
         let t = self.peek();
-        if self.is_kw(first, b"START") {
-            return if self.is_kw(t, b"TRANSACTION") {
+        if self.is_kw(first, Kw::Start) {
+            return if self.is_kw(t, Kw::Transaction) {
                 StatementKind::Begin
             } else {
                 StatementKind::Other
             };
         }
-        if self.is_kw(t, b"WORK") {
+        if self.is_kw(t, Kw::Work) {
             self.next();
         }
         if matches!(self.peek().kind, Tok::End | Tok::Semi) {
@@ -2041,10 +2076,10 @@ impl<'a> Parser<'a> {
 
     fn rollback_stmt(&mut self) -> StatementKind {
         self.next();
-        if self.peek_kw(b"WORK") {
+        if self.peek_kw(Kw::Work) {
             self.next();
         }
-        if self.peek_kw(b"TO") {
+        if self.peek_kw(Kw::To) {
             StatementKind::Other
         } else {
             StatementKind::Rollback
@@ -2089,7 +2124,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn finish(mut self, kind: StatementKind) -> Result<Analysis<'a>, Refusal> {
+    fn finish(&mut self, kind: StatementKind) -> Result<Analysis<'a>, Refusal> {
         if kind == StatementKind::Other {
             self.check_strings = true;
         }
@@ -2151,7 +2186,7 @@ impl<'a> Parser<'a> {
                 }
             }
             if self.variable_sql
-                && (self.is_kw(self.lead, b"PREPARE") || self.is_kw(self.lead, b"EXECUTE"))
+                && (self.is_kw(self.lead, Kw::Prepare) || self.is_kw(self.lead, Kw::Execute))
             {
                 // SQL text from a variable: cannot be seen.
                 if let Some(r) = self.refuse_by_text(true) {

@@ -74,6 +74,138 @@ pub(crate) enum Tok {
     End,
 }
 
+/// Packs a word of up to 16 bytes, uppercased, into one integer, so that a
+/// keyword is recognised with one `match` on an integer.
+const fn pack(s: &[u8]) -> u128 {
+    let mut v = 0u128;
+    let mut i = 0;
+    while i < s.len() {
+        v = (v << 8) | s[i].to_ascii_uppercase() as u128;
+        i += 1;
+    }
+    v
+}
+
+macro_rules! keywords {
+    ($($name:ident = $text:literal,)*) => {
+        /// The keywords the scanner acts on, recognised once per word by the
+        /// lexer (so the parser compares small integers, not strings).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Kw {
+            None,
+            $($name,)*
+        }
+
+        /// The keyword a word spells (any case), or `Kw::None`.
+        pub(crate) fn keyword(word: &[u8]) -> Kw {
+            if word.is_empty() || word.len() > 16 {
+                return Kw::None;
+            }
+            let v = pack(word);
+            #[allow(non_upper_case_globals)]
+            mod k {
+                $(pub(super) const $name: u128 = super::pack($text);)*
+            }
+            match v {
+                $(k::$name => Kw::$name,)*
+                _ => Kw::None,
+            }
+        }
+    };
+}
+
+keywords! {
+    Alter = b"ALTER",
+    And = b"AND",
+    As = b"AS",
+    Begin = b"BEGIN",
+    Between = b"BETWEEN",
+    Binary = b"BINARY",
+    By = b"BY",
+    Case = b"CASE",
+    Collate = b"COLLATE",
+    Commit = b"COMMIT",
+    Create = b"CREATE",
+    Cross = b"CROSS",
+    Declare = b"DECLARE",
+    Delayed = b"DELAYED",
+    Delete = b"DELETE",
+    Dual = b"DUAL",
+    Duplicate = b"DUPLICATE",
+    Else = b"ELSE",
+    End = b"END",
+    Except = b"EXCEPT",
+    Execute = b"EXECUTE",
+    Exists = b"EXISTS",
+    Fetch = b"FETCH",
+    For = b"FOR",
+    Force = b"FORCE",
+    From = b"FROM",
+    Full = b"FULL",
+    Group = b"GROUP",
+    Having = b"HAVING",
+    HighPriority = b"HIGH_PRIORITY",
+    If = b"IF",
+    Ignore = b"IGNORE",
+    In = b"IN",
+    Index = b"INDEX",
+    Inner = b"INNER",
+    Insert = b"INSERT",
+    Intersect = b"INTERSECT",
+    Interval = b"INTERVAL",
+    Into = b"INTO",
+    Is = b"IS",
+    Join = b"JOIN",
+    Key = b"KEY",
+    Left = b"LEFT",
+    Like = b"LIKE",
+    Limit = b"LIMIT",
+    Lock = b"LOCK",
+    Loop = b"LOOP",
+    LowPriority = b"LOW_PRIORITY",
+    Minus = b"MINUS",
+    Natural = b"NATURAL",
+    Not = b"NOT",
+    Null = b"NULL",
+    Offset = b"OFFSET",
+    On = b"ON",
+    Or = b"OR",
+    Order = b"ORDER",
+    Outer = b"OUTER",
+    Partition = b"PARTITION",
+    Prepare = b"PREPARE",
+    Procedure = b"PROCEDURE",
+    Quick = b"QUICK",
+    Repeat = b"REPEAT",
+    Replace = b"REPLACE",
+    Returning = b"RETURNING",
+    Right = b"RIGHT",
+    Rollback = b"ROLLBACK",
+    Select = b"SELECT",
+    Set = b"SET",
+    Show = b"SHOW",
+    Start = b"START",
+    Statement = b"STATEMENT",
+    StraightJoin = b"STRAIGHT_JOIN",
+    Table = b"TABLE",
+    Then = b"THEN",
+    To = b"TO",
+    Transaction = b"TRANSACTION",
+    Union = b"UNION",
+    Update = b"UPDATE",
+    Use = b"USE",
+    Using = b"USING",
+    Value = b"VALUE",
+    Values = b"VALUES",
+    When = b"WHEN",
+    Where = b"WHERE",
+    While = b"WHILE",
+    Window = b"WINDOW",
+    With = b"WITH",
+    Work = b"WORK",
+    Xor = b"XOR",
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Token {
     pub kind: Tok,
@@ -87,6 +219,8 @@ pub(crate) struct Token {
     pub after_dot: bool,
     /// Placeholder: its 0-based index in the statement.
     pub index: u16,
+    /// Word (not after a `.`): the keyword it spells.
+    pub kw: Kw,
 }
 
 impl Token {
@@ -98,6 +232,7 @@ impl Token {
             escaped: false,
             after_dot: false,
             index: 0,
+            kw: Kw::None,
         }
     }
 }
@@ -231,6 +366,71 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Skips one plain value of a VALUES row, a number or a string literal
+    /// with the whitespace after it, when a `,` or `)` follows; consumes
+    /// and returns that delimiter. For anything else (comments, names,
+    /// expressions, placeholders) None, and nothing is consumed: the caller
+    /// takes the token path.
+    pub(crate) fn skip_plain_value(&mut self) -> Option<u8> {
+        if self.name_next || self.errored || self.in_code_comment {
+            return None;
+        }
+        let sql = self.sql;
+        let len = sql.len();
+        let mut i = self.pos;
+        while i < len && is_space(sql[i]) {
+            i += 1;
+        }
+        let c = *sql.get(i)?;
+        match c {
+            b'0'..=b'9' | b'-' => {
+                let mut j = i + 1;
+                if c == b'-' && !sql.get(j)?.is_ascii_digit() {
+                    return None;
+                }
+                while j < len && (sql[j].is_ascii_digit() || sql[j] == b'.') {
+                    j += 1;
+                }
+                if j < len && is_ident_byte(sql[j]) {
+                    // An exponent, a hex number, a name: the token path.
+                    return None;
+                }
+                i = j;
+            }
+            b'\'' | b'"' if c == b'\'' || !self.ansi_quotes => {
+                let mut j = i + 1;
+                loop {
+                    let b = *sql.get(j)?;
+                    if b == c {
+                        if sql.get(j + 1) == Some(&c) {
+                            j += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    if b == b'\\' && !self.no_backslash_escapes {
+                        j += 2;
+                        continue;
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+            }
+            _ => return None,
+        }
+        while i < len && is_space(sql[i]) {
+            i += 1;
+        }
+        match sql.get(i) {
+            Some(&d @ (b',' | b')')) => {
+                self.pos = i + 1;
+                self.word_end = usize::MAX;
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+
     fn skip_line(&mut self) {
         self.pos = match memchr(b'\n', &self.sql[self.pos..]) {
             Some(i) => self.pos + i + 1,
@@ -344,7 +544,9 @@ impl<'a> Lexer<'a> {
                 let end = self.ident_end(start);
                 self.pos = end;
                 self.word_end = end;
-                return Token::new(Tok::Word, start, end);
+                let mut t = Token::new(Tok::Word, start, end);
+                t.kw = keyword(&self.sql[start..end]);
+                return t;
             }
             b'.' => {
                 let after_word = self.word_end == start;
@@ -479,6 +681,12 @@ impl<'a> Lexer<'a> {
         let sql = self.sql;
         let mut i = body;
         let mut escaped = false;
+        // Names and most values are short: a plain loop finds their end
+        // sooner than setting up memchr.
+        let short = sql.len().min(body + 24);
+        while i < short && sql[i] != q && sql[i] != b'\\' {
+            i += 1;
+        }
         loop {
             let found = if backslash {
                 memchr2(q, b'\\', sql.get(i..).unwrap_or(&[]))

@@ -730,3 +730,48 @@ fn refusal_messages_name_table_column_and_remedy() {
         ("Users", "userid", NoKey)
     );
 }
+
+/// For profilers (`valgrind --tool=callgrind`, `perf`): scans a point select
+/// or (`PERF_WHICH=insert`) a 64 KB INSERT `PERF_N` times.
+/// `cargo test --release --lib scanner::tests::perf_loop -- --ignored`
+#[test]
+#[ignore]
+fn perf_loop() {
+    let s = schema();
+    let point: &[u8] = b"SELECT `users`.`userid`, `users`.`name`, `users`.`email` FROM `users` WHERE `users`.`userid` = 42";
+    let n: usize = std::env::var("PERF_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let which = std::env::var("PERF_WHICH").unwrap_or_default();
+    let mut insert =
+        b"INSERT INTO orders (userid, id, status, note, total, created_at) VALUES ".to_vec();
+    let mut i = 0u64;
+    while insert.len() < 64 * 1024 - 100 {
+        if i > 0 {
+            insert.push(b',');
+        }
+        insert.extend_from_slice(
+            format!(
+                "({}, {}, 'paid', 'gift wrap, leave at door #{}', {}.{:02}, '2026-11-21 10:{:02}:00')",
+                42 + i % 3,
+                1_000_000 + i,
+                i % 97,
+                i % 500,
+                i % 100,
+                i % 60
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    let sql: &[u8] = if which == "insert" { &insert } else { point };
+    let mut total = 0;
+    for _ in 0..n {
+        let a = analyze(std::hint::black_box(sql), &s, &OPTS).unwrap();
+        if let Target::Keys { values, .. } = a.target {
+            total += values.len();
+        }
+    }
+    assert!(total > 0);
+}
