@@ -468,3 +468,65 @@ mod tests {
         }
     }
 }
+
+/// The shard-key scanner: `[flags, sql...]`. Flag bits: 0 NO_BACKSLASH_ESCAPES,
+/// 1 ANSI_QUOTES, 2-3 the server version (10.11, 5.5, 11.4, 0). Whatever
+/// the bytes, the scanner answers (never panics), twice the same, with
+/// statement ranges inside the input and in order, placeholder indexes below
+/// the placeholder count, and key values only for a sharded table.
+pub fn scanner(data: &[u8]) {
+    use crate::route::scanner::{analyze, split_statements, ScanOptions, Target};
+    use crate::route::schema::{KeyType, MissingKey, Schema, TableRule};
+    use crate::route::value::KeyValue;
+
+    let Some((&flags, sql)) = data.split_first() else {
+        return;
+    };
+    let opts = ScanOptions {
+        no_backslash_escapes: flags & 1 != 0,
+        ansi_quotes: flags & 2 != 0,
+        server_version: [101119, 50544, 110402, 0][usize::from(flags >> 2 & 3)],
+    };
+    let sharded = |key: &str, key_type| TableRule::Sharded {
+        key: key.into(),
+        key_type,
+        missing_key: MissingKey::Error,
+    };
+    let schema = Schema::new()
+        .with_table("users", sharded("userid", KeyType::Int))
+        .with_table("orders", sharded("userid", KeyType::Int))
+        .with_table("accounts", sharded("name", KeyType::StringCaseInsensitive))
+        .with_table("countries", TableRule::Global);
+    let check = |sql: &[u8]| {
+        let first = analyze(sql, &schema, &opts);
+        assert_eq!(first, analyze(sql, &schema, &opts), "not deterministic");
+        let question_marks = sql.iter().filter(|&&c| c == b'?').count();
+        if let Ok(a) = first {
+            assert!(usize::from(a.placeholders) <= question_marks);
+            if let Target::Keys {
+                table,
+                column,
+                values,
+            } = a.target
+            {
+                assert!(!values.is_empty());
+                assert!(
+                    schema.table(table).is_some() || table.contains(&b'`') || table.contains(&b'"')
+                );
+                assert!(!column.is_empty());
+                for v in &values {
+                    if let KeyValue::Placeholder(i) = v {
+                        assert!(*i < a.placeholders);
+                    }
+                }
+            }
+        }
+    };
+    check(sql);
+    let mut end = 0;
+    for r in split_statements(sql, &opts) {
+        assert!(r.start >= end && r.start < r.end && r.end <= sql.len());
+        end = r.end;
+        check(&sql[r]);
+    }
+}

@@ -43,3 +43,8 @@ fn command_corpus() {
 fn reply_corpus() {
     replay("reply", dbrouter::fuzzing::reply);
 }
+
+#[test]
+fn scanner_corpus() {
+    replay("scanner", dbrouter::fuzzing::scanner);
+}
