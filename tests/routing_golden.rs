@@ -701,3 +701,120 @@ fn tables_hold_several_hundred_statements() {
         ORM.len() + HAND.len() + TPCC.len()
     );
 }
+
+/// Statements to shard numbers with 4 shards of 1024 buckets (equal
+/// contiguous ranges: shard i holds buckets 256*i .. 256*i+255). Expected
+/// numbers come from outside the code: `python3 -c 'import zlib;
+/// print(zlib.crc32(b"42") % 1024 // 256)'` over the canonical key (an
+/// integer's decimal digits; a case-insensitive string uppercased, trailing
+/// spaces dropped). `*` is "keys on several shards" (the router refuses),
+/// `!` a refusal by the scanner or the key module.
+#[test]
+fn statements_to_shards() {
+    use dbrouter::config::Config;
+    use dbrouter::route::topology::Topology;
+
+    let config = Config::from_toml(
+        r#"
+        [proxy]
+        listen = "127.0.0.1:6033"
+        [[user]]
+        name = "app"
+        password_hash = ""
+        [[shard]]
+        id = 0
+        master = "127.0.0.1:3306"
+        [[shard]]
+        id = 1
+        master = "127.0.0.1:3307"
+        [[shard]]
+        id = 2
+        master = "127.0.0.1:3308"
+        [[shard]]
+        id = 3
+        master = "127.0.0.1:3309"
+        [sharding]
+        buckets = 1024
+        "#,
+    )
+    .expect("config");
+    let topology = Topology::from_config(&config);
+    let schema = app();
+    let shard_of = |sql: &str| -> String {
+        let Ok(a) = analyze(sql.as_bytes(), &schema, &MARIADB) else {
+            return "!".into();
+        };
+        let Target::Keys { table, values, .. } = a.target else {
+            return "-".into();
+        };
+        let Some(TableRule::Sharded { key_type, .. }) = schema.table(table) else {
+            return "!".into();
+        };
+        let mut shards: Vec<u32> = Vec::new();
+        for v in &values {
+            match topology.route_key(v, *key_type) {
+                Ok(s) => shards.push(s.id.0),
+                Err(_) => return "!".into(),
+            }
+        }
+        shards.dedup();
+        match shards[..] {
+            [one] => one.to_string(),
+            _ => "*".into(),
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        ("SELECT * FROM users WHERE userid = 42", "0"),
+        ("SELECT * FROM users WHERE userid = '42'", "0"),
+        ("SELECT * FROM users WHERE userid = +042", "0"),
+        // The key module refuses non-integer spellings of integer keys.
+        ("SELECT * FROM users WHERE userid = 42.0", "!"),
+        ("SELECT * FROM users WHERE userid = 0x2A", "0"),
+        ("SELECT * FROM users WHERE userid = 4.2e1", "!"),
+        ("SELECT * FROM users WHERE userid = 43", "0"),
+        ("SELECT * FROM users WHERE userid = 44", "1"),
+        ("SELECT * FROM users WHERE userid = 123456789", "1"),
+        ("SELECT * FROM users WHERE userid = 2", "2"),
+        ("SELECT * FROM users WHERE userid = 3", "2"),
+        ("SELECT * FROM users WHERE userid = 7", "2"),
+        ("SELECT * FROM users WHERE userid = -42", "2"),
+        ("SELECT * FROM users WHERE userid = 1", "3"),
+        ("SELECT * FROM users WHERE userid = 1000", "3"),
+        ("SELECT * FROM users WHERE userid = 9", "3"),
+        ("SELECT * FROM users WHERE userid IN (42, 43, 100)", "0"),
+        ("SELECT * FROM users WHERE userid IN (2, 3, 7)", "2"),
+        ("SELECT * FROM users WHERE userid IN (42, 44)", "*"),
+        ("SELECT * FROM users WHERE userid = 42 AND userid = 1", "*"),
+        (
+            "INSERT INTO users (userid, name) VALUES (42, 'a'), (43, 'b')",
+            "0",
+        ),
+        (
+            "INSERT INTO users (userid, name) VALUES (42, 'a'), (1, 'b')",
+            "*",
+        ),
+        ("UPDATE users SET name = 'x' WHERE userid = 1000", "3"),
+        ("DELETE FROM orders WHERE userid = 2", "2"),
+        (
+            "SELECT * FROM users u JOIN orders o ON o.userid = u.userid WHERE u.userid = 44",
+            "1",
+        ),
+        ("SELECT * FROM accounts WHERE name = 'Acme'", "3"),
+        ("SELECT * FROM accounts WHERE name = 'acme'", "3"),
+        ("SELECT * FROM accounts WHERE name = 'ACME  '", "3"),
+        ("SELECT * FROM accounts WHERE name = 'Globex'", "1"),
+        ("SELECT * FROM accounts WHERE name = 'initech'", "0"),
+        ("SELECT * FROM users WHERE userid = 42 --1", "!"),
+        ("SELECT * FROM users WHERE userid = 42 OR 1=1", "!"),
+        ("SELECT * FROM users WHERE userid = NULL", "!"),
+        ("SELECT * FROM countries WHERE id = 42", "-"),
+    ];
+    let mut wrong = Vec::new();
+    for (sql, expected) in cases {
+        let got = shard_of(sql);
+        if got != *expected {
+            wrong.push(format!("{sql}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
