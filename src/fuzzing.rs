@@ -428,47 +428,6 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_replies_are_followed() {
-        for script in [
-            &b""[..],
-            b"\x00",
-            b"\x01\x02\x03abcdefghijkl",
-            b"\x05\x01\x00\x02",
-            b"\x04\x03\x02\xfb\x01\x01",
-        ] {
-            for mode in [16u8, 17, 24, 25] {
-                let mut data = vec![mode, 7];
-                data.extend_from_slice(script);
-                reply(&data);
-            }
-        }
-        // The ERR after an OK with MORE_RESULTS reports that OK's status.
-        let (_, state) = build_reply(b"\x00\x02", false, false);
-        assert_eq!(
-            state,
-            ReplyState::Done {
-                status: SERVER_STATUS_AUTOCOMMIT | SERVER_MORE_RESULTS_EXISTS
-            }
-        );
-    }
-
-    #[test]
-    fn every_entry_point_takes_short_inputs() {
-        for len in 0..40 {
-            let data: Vec<u8> = (0..len as u8).collect();
-            framer(&data);
-            handshake(&data);
-            command(&data);
-            reply(&data);
-        }
-    }
-}
-
 /// The shard-key scanner: `[flags, sql...]`. Flag bits: 0 NO_BACKSLASH_ESCAPES,
 /// 1 ANSI_QUOTES, 2-3 the server version (10.11, 5.5, 11.4, 0). Whatever
 /// the bytes, the scanner answers (never panics), twice the same, with
@@ -528,5 +487,46 @@ pub fn scanner(data: &[u8]) {
         assert!(r.start >= end && r.start < r.end && r.end <= sql.len());
         end = r.end;
         check(&sql[r]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_replies_are_followed() {
+        for script in [
+            &b""[..],
+            b"\x00",
+            b"\x01\x02\x03abcdefghijkl",
+            b"\x05\x01\x00\x02",
+            b"\x04\x03\x02\xfb\x01\x01",
+        ] {
+            for mode in [16u8, 17, 24, 25] {
+                let mut data = vec![mode, 7];
+                data.extend_from_slice(script);
+                reply(&data);
+            }
+        }
+        // The ERR after an OK with MORE_RESULTS reports that OK's status.
+        let (_, state) = build_reply(b"\x00\x02", false, false);
+        assert_eq!(
+            state,
+            ReplyState::Done {
+                status: SERVER_STATUS_AUTOCOMMIT | SERVER_MORE_RESULTS_EXISTS
+            }
+        );
+    }
+
+    #[test]
+    fn every_entry_point_takes_short_inputs() {
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len as u8).collect();
+            framer(&data);
+            handshake(&data);
+            command(&data);
+            reply(&data);
+        }
     }
 }

@@ -611,7 +611,7 @@ pub mod gen {
         pub fn new(seed: u64) -> Rng {
             Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
         }
-        pub fn next(&mut self) -> u64 {
+        pub fn next_u64(&mut self) -> u64 {
             // xorshift64*
             let mut x = self.0;
             x ^= x >> 12;
@@ -621,7 +621,7 @@ pub mod gen {
             x.wrapping_mul(0x2545_F491_4F6C_DD1D)
         }
         pub fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
+            self.next_u64() % n.max(1)
         }
         pub fn chance(&mut self, percent: u64) -> bool {
             self.below(100) < percent

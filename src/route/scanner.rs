@@ -705,15 +705,17 @@ impl<'a> Parser<'a> {
         match t.kind {
             Tok::LParen => self.depth += 1,
             Tok::RParen => self.depth = self.depth.saturating_sub(1),
-            Tok::Word | Tok::Quoted if !self.is_qualifier(t) => {
-                if self.may_be_sharded(t) && self.lookup_sharded(t).is_some() {
-                    self.stray += 1;
-                    if self.depth > 0 {
-                        self.stray_in_parens = true;
-                    }
-                    if self.first_stray.is_none() {
-                        self.first_stray = Some(t);
-                    }
+            Tok::Word | Tok::Quoted
+                if !self.is_qualifier(t)
+                    && self.may_be_sharded(t)
+                    && self.lookup_sharded(t).is_some() =>
+            {
+                self.stray += 1;
+                if self.depth > 0 {
+                    self.stray_in_parens = true;
+                }
+                if self.first_stray.is_none() {
+                    self.first_stray = Some(t);
                 }
             }
             Tok::Str | Tok::NStr if self.check_strings && self.string_names.is_none() => {
@@ -1616,10 +1618,8 @@ impl<'a> Parser<'a> {
                 self.next();
                 let cp = self.checkpoint(sink);
                 loop {
-                    if {
-                        let t = self.peek();
-                        self.literal_start(t)
-                    } {
+                    let t = self.peek();
+                    if self.literal_start(t) {
                         if let Some(v) = self.literal() {
                             let nx = self.peek();
                             if matches!(nx.kind, Tok::Comma | Tok::RParen) {
@@ -2144,7 +2144,7 @@ impl<'a> Parser<'a> {
             // about a sharded table.
             return match self.refuse_by_text(false) {
                 Some(r) => Err(r),
-                None => unsharded(&self),
+                None => unsharded(self),
             };
         }
         let counts_strays = match kind {
@@ -2195,7 +2195,7 @@ impl<'a> Parser<'a> {
             }
         }
         if !self.insts.iter().any(|i| i.key.is_some()) {
-            return unsharded(&self);
+            return unsharded(self);
         }
         if self.broken || self.compound || self.more_statements {
             return Err(self.refuse_first(RefusalReason::NotUnderstood));

@@ -467,7 +467,7 @@ impl<'a> Lexer<'a> {
                 .iter()
                 .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
             let code =
-                version <= self.server_version && (version < 50700 || version > 99999 || maria);
+                version <= self.server_version && (maria || !(50700..=99999).contains(&version));
             if code {
                 self.pos = body + digits;
             }
