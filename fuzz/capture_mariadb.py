@@ -14,7 +14,8 @@ src/protocol/testdata/mariadb/NAME.EXPECT.{dep,old}.bin, then regenerates
 the seed files fuzz/corpus/*/seed-*. The cli.*.bin fixtures beside them
 were captured once from the `mariadb` 10.11 command-line client through a
 logging TCP relay (it clears bit 0 and uses MariaDB's extended
-capabilities, so only its handshake is kept).
+capabilities, so only its handshake is kept), and mysql-crate.*.bin from
+the `mysql` 28 crate the same way.
 """
 import socket, struct, hashlib, sys, os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

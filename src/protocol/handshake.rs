@@ -690,17 +690,35 @@ mod captured {
 
     #[test]
     fn client_handshake_responses() {
-        let cli = fixture("cli.handshake_response.bin");
-        let r = HandshakeResponse::parse(&cli).unwrap();
-        assert_eq!(r.username, b"app");
-        assert_eq!(r.auth_response.len(), 20);
-        assert_eq!(r.database, Some(&b"shop"[..]));
-        assert_eq!(r.auth_plugin, Some(NATIVE_PASSWORD));
-        let attrs: Vec<_> = attributes(r.attributes.unwrap()).collect();
-        assert!(
-            attrs.iter().any(|(k, _)| *k == b"_client_name"),
-            "{attrs:?}"
-        );
+        // The mariadb CLI and the mysql crate both clear bit 0 towards a
+        // MariaDB greeting (they use its extended capabilities).
+        for name in [
+            "cli.handshake_response.bin",
+            "mysql-crate.handshake_response.bin",
+        ] {
+            let p = fixture(name);
+            let r = HandshakeResponse::parse(&p).unwrap();
+            assert_eq!(r.username, b"app", "{name}");
+            assert_eq!(r.auth_response.len(), 20);
+            assert_eq!(r.database, Some(&b"shop"[..]));
+            assert_eq!(r.auth_plugin, Some(NATIVE_PASSWORD));
+            assert_eq!(r.capabilities & CLIENT_MYSQL, 0);
+            let attrs: Vec<_> = attributes(r.attributes.unwrap()).collect();
+            assert!(
+                attrs.iter().any(|(k, _)| *k == b"_client_name"),
+                "{attrs:?}"
+            );
+            let mut out = Vec::new();
+            r.write(&mut out);
+            let back = HandshakeResponse::parse(&out).unwrap();
+            assert_eq!(
+                HandshakeResponse {
+                    capabilities: r.capabilities,
+                    ..back
+                },
+                r
+            );
+        }
         let ours = fixture("handshake_response.bin");
         let r = HandshakeResponse::parse(&ours).unwrap();
         assert_eq!(r.capabilities & CLIENT_MYSQL, CLIENT_MYSQL);
