@@ -25,6 +25,7 @@ use crate::protocol::handshake::{
     append_attribute, AuthSwitchRequest, Greeting, HandshakeResponse,
 };
 use crate::protocol::packet::{parse_err, parse_ok};
+use crate::protocol::reply::{ReplyState, ReplyTracker};
 
 use super::buffer::{Buffer, Io};
 
@@ -296,8 +297,56 @@ impl Backend {
         Some(outcome)
     }
 
+    /// Reads the reply to a proxy-made COM_STMT_PREPARE as it arrives: the
+    /// statement id from its first packet (or the server's ERR), then the
+    /// parameter and column definitions, skipped. `Some(Ok(id))` once the
+    /// whole reply is in.
+    pub fn take_prepare_reply(
+        &mut self,
+        tracker: &mut ReplyTracker,
+        id: &mut Option<u32>,
+    ) -> Option<Result<u32, BackendFailure>> {
+        if id.is_none() {
+            let (_, len) = self.next_packet()?;
+            let payload = &self.inbox.data()[HEADER_LEN..HEADER_LEN + len];
+            match payload.first() {
+                Some(0x00) if payload.len() >= 9 => {
+                    *id = Some(u32::from_le_bytes([
+                        payload[1], payload[2], payload[3], payload[4],
+                    ]))
+                }
+                Some(0xFF) => {
+                    let failure = refused(payload);
+                    self.inbox.consume(HEADER_LEN + len);
+                    self.mode = Mode::Ready;
+                    return Some(Err(failure));
+                }
+                _ => {
+                    return Some(Err(BackendFailure::Protocol(
+                        "malformed COM_STMT_PREPARE reply".into(),
+                    )))
+                }
+            }
+        }
+        loop {
+            let scan = match tracker.scan(self.inbox.data()) {
+                Ok(scan) => scan,
+                Err(e) => return Some(Err(BackendFailure::Protocol(e.to_string()))),
+            };
+            self.inbox.consume(scan.forwardable);
+            match scan.state {
+                ReplyState::Done { .. } => {
+                    self.mode = Mode::Ready;
+                    return id.map(Ok);
+                }
+                _ if scan.forwardable == 0 => return None,
+                _ => {}
+            }
+        }
+    }
+
     /// Queues one proxy-made packet for the server.
-    fn send(&mut self, seq: u8, payload: &[u8]) -> Result<(), BackendFailure> {
+    pub fn send(&mut self, seq: u8, payload: &[u8]) -> Result<(), BackendFailure> {
         let mut bytes = Vec::with_capacity(payload.len() + HEADER_LEN);
         frame::write_packet(&mut bytes, seq, payload);
         if self.out.push(&bytes) {

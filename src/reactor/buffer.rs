@@ -48,6 +48,11 @@ impl Buffer {
         &self.data[self.start..self.end]
     }
 
+    /// The bytes held, for rewriting in place (a statement id, say).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
     pub fn len(&self) -> usize {
         self.end - self.start
     }

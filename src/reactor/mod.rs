@@ -15,9 +15,11 @@ mod backend;
 mod buffer;
 mod listener;
 mod session;
+mod statements;
 mod timer;
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -237,7 +239,14 @@ impl Reactor {
         let Some(session) = sessions.get_mut(key) else {
             return;
         };
-        match session.drive(&mut ctx) {
+        // A bug in one session must not take down the reactor and every
+        // other session on it: the session is closed and the bug logged.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| session.drive(&mut ctx)))
+            .unwrap_or_else(|_| {
+                log::error!("reactor: session {key} panicked (a bug); closing it");
+                Liveness::Closed
+            });
+        match outcome {
             Liveness::Alive => {}
             Liveness::Busy => self.again.push(key),
             Liveness::Closed => self.close(key),

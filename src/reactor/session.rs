@@ -44,12 +44,16 @@ use crate::protocol::frame::{self, InfileRelay, PacketRelay, HEADER_LEN, MAX_FRA
 use crate::protocol::handshake::{is_ssl_request, AuthSwitchRequest, Greeting, HandshakeResponse};
 use crate::protocol::packet::{self, ErrorCode};
 use crate::protocol::reply::{Expect, ReplyState, ReplyTracker};
-use crate::route::router::{route_query, Decision, RouteError, Routed};
+use crate::route::params::ExecuteParams;
+use crate::route::router::{route_prepared, route_query, Decision, RouteError, Routed};
 use crate::route::scanner::ScanOptions;
+use crate::route::scanner::{analyze, Target};
 use crate::route::topology::Topology;
+use crate::route::value::KeyValue;
 
 use super::backend::{Backend, BackendFailure, LoginRequest, ShardAddr, Step};
 use super::buffer::{Buffer, Io};
+use super::statements::{set_statement_id, Statements, StmtRoute};
 use super::{back_token, Ctx};
 
 /// Rounds of the drive loop before the session yields to the others; the
@@ -137,6 +141,28 @@ struct Dispatch {
     record: Vec<Vec<u8>>,
     /// A routed statement: the deferred BEGIN must run first.
     opens_transaction: bool,
+    /// A COM_STMT_* command on this statement (client id): it must be
+    /// prepared on the shard first, and its id is rewritten to the backend's.
+    stmt: Option<u32>,
+    /// For COM_STMT_EXECUTE: whether the packet carries parameter types.
+    execute_types: Option<bool>,
+    /// For COM_STMT_PREPARE: the client id the reply's id is rewritten to.
+    prepare: Option<u32>,
+    /// The packet is too large to hold: it is forwarded as it arrives
+    /// (`total` is then 0), and a failure closes the session, since the rest
+    /// of the packet cannot be skipped.
+    streamed: bool,
+}
+
+/// What a prelude command (one the proxy sends before the client's) is.
+enum Prelude {
+    /// A replayed session statement or the deferred BEGIN: one OK or ERR.
+    Simple,
+    /// The statement of a COM_STMT_* command, prepared on a new shard.
+    Prepare {
+        tracker: ReplyTracker,
+        id: Option<u32>,
+    },
 }
 
 /// Where the session's transaction is.
@@ -163,7 +189,7 @@ enum Phase {
     Opening(Dispatch),
     /// Bringing that backend up to date before the command: replaying
     /// session statements, or the deferred BEGIN. Replies read by us.
-    Prelude(Dispatch),
+    Prelude(Dispatch, Prelude),
     /// Between commands.
     Idle,
     /// A command is being forwarded (`request`: the rest of a packet too big
@@ -173,6 +199,8 @@ enum Phase {
         request: Option<PacketRelay>,
         /// The command's session statements (see `Dispatch::record`).
         record: Vec<Vec<u8>>,
+        /// COM_STMT_PREPARE: the client id its OK's id is rewritten to.
+        prepared: Option<u32>,
     },
     /// LOAD DATA LOCAL INFILE: the client's file goes to the backend.
     Infile(InfileRelay),
@@ -223,6 +251,8 @@ pub struct Session {
     transaction: Transaction,
     /// The server status of the last reply, for replies the proxy makes.
     last_status: u16,
+    /// Prepared statements, by the ids the client sees.
+    stmts: Statements,
     /// How this session's statements are lexed (its sql_mode); `None` after
     /// a `SET sql_mode` the proxy could not follow.
     scan: Option<ScanOptions>,
@@ -264,6 +294,7 @@ impl Session {
             replay: Vec::new(),
             transaction: Transaction::None,
             last_status: status::SERVER_STATUS_AUTOCOMMIT,
+            stmts: Statements::default(),
             scan: Some(ctx.shared.scan),
             phase: Phase::Handshake,
             client: Client::default(),
@@ -344,7 +375,7 @@ impl Session {
             Phase::ChangeUserBackend { reply_seq, .. } => {
                 self.backend_failed(ctx, BackendFailure::Timeout, reply_seq)
             }
-            Phase::Opening(_) | Phase::Prelude(_) => {
+            Phase::Opening(_) | Phase::Prelude(..) => {
                 self.backend_failed(ctx, BackendFailure::Timeout, 1)
             }
             // A client that does not finish logging in (B8): closed, as
@@ -555,11 +586,52 @@ impl Session {
                     (Step::Failed(e), _) => self.backend_failed(ctx, e, 1),
                 }
             }
-            Phase::Prelude(_) => {
+            Phase::Prelude(_, Prelude::Prepare { .. }) => {
+                let Phase::Prelude(
+                    dispatch,
+                    Prelude::Prepare {
+                        mut tracker,
+                        mut id,
+                    },
+                ) = std::mem::replace(&mut self.phase, Phase::Closing)
+                else {
+                    return;
+                };
+                match back.take_prepare_reply(&mut tracker, &mut id) {
+                    None => self.phase = Phase::Prelude(dispatch, Prelude::Prepare { tracker, id }),
+                    Some(Ok(backend_id)) => {
+                        if let Some(stmt) = dispatch.stmt.and_then(|s| self.stmts.get_mut(s)) {
+                            stmt.on.push((dispatch.shard, backend_id));
+                        }
+                        self.disarm_deadline();
+                        self.continue_dispatch(ctx, dispatch);
+                    }
+                    Some(Err(BackendFailure::Refused {
+                        code,
+                        sqlstate,
+                        message,
+                    })) => {
+                        // The statement does not prepare there (a table
+                        // missing on that shard, say): this command fails,
+                        // the session and the statement live on.
+                        self.disarm_deadline();
+                        let text = format!(
+                            "dbrouter: preparing the statement on shard {} failed: {message}",
+                            dispatch.shard
+                        );
+                        let mut bytes = Vec::with_capacity(text.len() + 16);
+                        write_relayed_err(&mut bytes, 1, code, &sqlstate, &text);
+                        self.abandon(&dispatch, &bytes);
+                    }
+                    Some(Err(e)) => self.backend_failed(ctx, e, 1),
+                }
+            }
+            Phase::Prelude(_, Prelude::Simple) => {
                 let Some(reply) = back.take_simple_reply() else {
                     return;
                 };
-                let Phase::Prelude(dispatch) = std::mem::replace(&mut self.phase, Phase::Closing)
+                let Phase::Prelude(dispatch, _) =
+                    std::mem::replace(&mut self.phase, Phase::Closing)
                 else {
                     return;
                 };
@@ -584,15 +656,13 @@ impl Session {
                         // that a later command retries from scratch.
                         self.disarm_deadline();
                         self.drop_backend(ctx);
-                        self.front_in.consume(dispatch.total);
-                        self.phase = Phase::Idle;
                         let text = format!(
                             "dbrouter: bringing the session to shard {} failed: {message}",
                             dispatch.shard
                         );
                         let mut bytes = Vec::with_capacity(text.len() + 16);
                         write_relayed_err(&mut bytes, 1, code, &sqlstate, &text);
-                        self.push_ready(&bytes);
+                        self.abandon(&dispatch, &bytes);
                     }
                     Err(e) => self.backend_failed(ctx, e, 1),
                 }
@@ -621,6 +691,9 @@ impl Session {
                             self.client.user = user;
                             self.login = Some(login);
                         }
+                        // The server reset this connection's session; the
+                        // other shards' connections belong to the old user.
+                        self.forget_session_state(ctx);
                         self.send_ok(reply_seq, status);
                     }
                     Step::Failed(BackendFailure::Refused {
@@ -652,10 +725,33 @@ impl Session {
             reply: Some(tracker),
             request,
             record,
+            prepared,
         } = &mut self.phase
         else {
             return;
         };
+        if let Some(client_id) = *prepared {
+            // A COM_STMT_PREPARE reply: before its first packet goes to the
+            // client, note the backend's id and put the client's in its place.
+            let unscanned = &mut self.front_out.data_mut()[self.out_ready..];
+            if unscanned.len() < HEADER_LEN + 9 {
+                return; // the rest of the OK is on its way
+            }
+            let payload = &mut unscanned[HEADER_LEN..];
+            match self.stmts.get_mut(client_id) {
+                Some(stmt) if payload[0] == 0x00 => {
+                    let backend_id =
+                        u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                    stmt.num_params = u16::from_le_bytes([payload[7], payload[8]]);
+                    stmt.on.push((self.active, backend_id));
+                    set_statement_id(payload, client_id);
+                }
+                _ => {
+                    self.stmts.remove(client_id);
+                }
+            }
+            *prepared = None;
+        }
         let unscanned = &self.front_out.data()[self.out_ready..];
         let scan = match tracker.scan(unscanned) {
             Ok(scan) => scan,
@@ -876,6 +972,7 @@ impl Session {
                                 reply: Some(tracker),
                                 request: None,
                                 record: Vec::new(),
+                                prepared: None,
                             };
                         }
                         scan.forwardable > 0 || scan.done
@@ -887,7 +984,7 @@ impl Session {
                 }
             }
             Phase::ChangeUserSwitch { .. } => self.on_change_user_switch_response(ctx),
-            Phase::Opening(_) | Phase::Prelude(_) => false,
+            Phase::Opening(_) | Phase::Prelude(..) => false,
             Phase::Relay { .. }
             | Phase::BackendLogin { .. }
             | Phase::ChangeUserBackend { .. }
@@ -1156,19 +1253,126 @@ impl Session {
             }
             let at = ctx.now + ctx.shared.config.connect_timeout();
             self.arm_deadline(ctx, at);
-            self.phase = Phase::Prelude(dispatch);
+            self.phase = Phase::Prelude(dispatch, Prelude::Simple);
             return;
         }
+        if let Some(id) = dispatch.stmt {
+            let Some(stmt) = self.stmts.get_mut(id) else {
+                let mut bytes = Vec::new();
+                packet::write_err(
+                    &mut bytes,
+                    1,
+                    ErrorCode::ER_UNKNOWN_STMT_HANDLER,
+                    "Unknown prepared statement handler",
+                );
+                self.abandon(&dispatch, &bytes);
+                return;
+            };
+            let Some(backend_id) = stmt.backend_id(dispatch.shard) else {
+                // First use on this shard: prepare it there, then come back.
+                let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
+                payload.push(com::COM_STMT_PREPARE);
+                payload.extend_from_slice(&stmt.sql);
+                if let Err(e) = back.send_command(&payload) {
+                    self.backend_failed(ctx, e, 1);
+                    return;
+                }
+                let tracker = ReplyTracker::new(Expect::Prepare, back.caps);
+                let at = ctx.now + ctx.shared.config.connect_timeout();
+                self.arm_deadline(ctx, at);
+                self.phase = Phase::Prelude(dispatch, Prelude::Prepare { tracker, id: None });
+                return;
+            };
+            let packet = self.in_ready..self.in_ready + dispatch.total;
+            if let Some(types_sent) = dispatch.execute_types {
+                stmt.last_shard = Some(dispatch.shard);
+                let needs_types =
+                    !types_sent && stmt.num_params > 0 && !stmt.types_on.contains(&dispatch.shard);
+                if needs_types && !dispatch.streamed {
+                    // The client sent the types once, to another shard: this
+                    // server needs them, so the packet is rebuilt with them.
+                    let payload = &self.front_in.data()[packet.start + HEADER_LEN..packet.end];
+                    let sent = stmt
+                        .types
+                        .as_deref()
+                        .and_then(|types| with_types(payload, stmt.num_params, types, backend_id))
+                        .is_some_and(|p| back.send(0, &p).is_ok());
+                    if sent {
+                        stmt.types_on.push(dispatch.shard);
+                    }
+                    self.front_in.consume(dispatch.total);
+                    if !sent {
+                        self.send_err(
+                            1,
+                            ErrorCode::ER_UNKNOWN_ERROR,
+                            "dbrouter: this execution goes to another shard than the one that \
+                             received the parameter types; send them again (rebind) and retry",
+                        );
+                        self.phase = Phase::Idle;
+                        return;
+                    }
+                    self.phase = Phase::Relay {
+                        reply: Some(ReplyTracker::new(Expect::Execute, self.client.caps)),
+                        request: None,
+                        record: Vec::new(),
+                        prepared: None,
+                    };
+                    return;
+                }
+                if types_sent && !stmt.types_on.contains(&dispatch.shard) {
+                    stmt.types_on.push(dispatch.shard);
+                }
+            }
+            // A streamed packet's id is in its first bytes, held at the front.
+            let end = if dispatch.streamed {
+                packet.start + HEADER_LEN + 5
+            } else {
+                packet.end
+            };
+            if let Some(payload) = self
+                .front_in
+                .data_mut()
+                .get_mut(packet.start + HEADER_LEN..end)
+            {
+                set_statement_id(payload, backend_id);
+            }
+        }
         let record = std::mem::take(&mut dispatch.record);
+        if dispatch.streamed {
+            let max = ctx.shared.config.proxy.max_allowed_packet;
+            self.phase = Phase::Relay {
+                reply: dispatch
+                    .expect
+                    .map(|e| ReplyTracker::new(e, self.client.caps)),
+                request: Some(PacketRelay::new(0, max)),
+                record,
+                prepared: dispatch.prepare,
+            };
+            return;
+        }
         self.in_ready += dispatch.total;
         self.phase = match dispatch.expect {
             Some(expect) => Phase::Relay {
                 reply: Some(ReplyTracker::new(expect, self.client.caps)),
                 request: None,
                 record,
+                prepared: dispatch.prepare,
             },
             None => Phase::Idle,
         };
+    }
+
+    /// A command that will not run: the client gets `err` (a framed ERR).
+    /// A whole packet is dropped and the session goes on; a streamed one
+    /// cannot be skipped, so the session closes.
+    fn abandon(&mut self, dispatch: &Dispatch, err: &[u8]) {
+        self.push_ready(err);
+        if dispatch.streamed {
+            self.phase = Phase::Closing;
+        } else {
+            self.front_in.consume(dispatch.total);
+            self.phase = Phase::Idle;
+        }
     }
 
     /// An event came for a parked backend: between commands that can only
@@ -1188,6 +1392,7 @@ impl Session {
                 _ => {
                     if let Some(mut back) = self.parked[shard].take() {
                         let _ = ctx.registry.deregister(&mut back.stream);
+                        self.stmts.forget_shard(shard);
                         self.back_lost = Some(format!(
                             "{}: connection closed while it was idle",
                             back.target
@@ -1199,6 +1404,12 @@ impl Session {
     }
 
     fn on_command(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.in_ready > 0 {
+            // The previous command (one without a reply) is still on its way
+            // to the backend; commands are handled at the front of the
+            // buffer, so wait the few microseconds it takes.
+            return false;
+        }
         let avail = &self.front_in.data()[self.in_ready..];
         let Some(header) = frame::parse_header(avail) else {
             return false;
@@ -1254,6 +1465,9 @@ impl Session {
                 return self.answer_locally(total, ErrorCode::ER_UNKNOWN_COM_ERROR, &message);
             }
         };
+        if let Some(statement) = StatementCommand::of(&command) {
+            return self.on_statement_command(ctx, total, statement);
+        }
         let expect = match command {
             Command::Quit => {
                 // Tell the server goodbye so it does not count an aborted
@@ -1370,9 +1584,238 @@ impl Session {
             expect,
             record,
             opens_transaction,
+            stmt: None,
+            execute_types: None,
+            prepare: None,
+            streamed: false,
         };
         self.continue_dispatch(ctx, dispatch);
         true
+    }
+
+    /// COM_STMT_PREPARE / EXECUTE / FETCH / RESET / SEND_LONG_DATA / CLOSE:
+    /// client ids mapped to the backends', each execution routed.
+    fn on_statement_command(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        total: usize,
+        command: StatementCommand,
+    ) -> bool {
+        let here = self.transaction_shard().unwrap_or(self.active);
+        let payload_range = HEADER_LEN..total;
+        let unknown = |id: u32, name: &str| {
+            format!("Unknown prepared statement handler ({id}) given to {name}")
+        };
+        let mut dispatch = Dispatch {
+            shard: here,
+            total,
+            expect: None,
+            record: Vec::new(),
+            opens_transaction: false,
+            stmt: None,
+            execute_types: None,
+            prepare: None,
+            streamed: false,
+        };
+        match command {
+            StatementCommand::Prepare => {
+                let sql = &self.front_in.data()[HEADER_LEN + 1..total];
+                let route = match self.statement_route(ctx, sql) {
+                    Ok(route) => route,
+                    Err(e) => return self.refuse_statement(total, &e),
+                };
+                let id = self.stmts.add(sql, route);
+                dispatch.shard = match route {
+                    StmtRoute::Fixed(shard) => shard,
+                    StmtRoute::LastUsed | StmtRoute::PerExecute => here,
+                };
+                dispatch.expect = Some(Expect::Prepare);
+                dispatch.prepare = Some(id);
+            }
+            StatementCommand::Execute(id) => {
+                let Some(stmt) = self.stmts.get(id) else {
+                    let message = unknown(id, "mysqld_stmt_execute");
+                    return self.answer_locally(
+                        total,
+                        ErrorCode::ER_UNKNOWN_STMT_HANDLER,
+                        &message,
+                    );
+                };
+                if stmt.long_data_refused {
+                    if let Some(stmt) = self.stmts.get_mut(id) {
+                        stmt.long_data_refused = false;
+                    }
+                    return self.answer_locally(
+                        total,
+                        ErrorCode::ER_UNKNOWN_ERROR,
+                        "dbrouter: COM_STMT_SEND_LONG_DATA cannot be routed for a statement whose \
+                         shard key is a parameter (send the long value inline)",
+                    );
+                }
+                let payload = &self.front_in.data()[payload_range];
+                let topology = ctx.shared.topology.load();
+                let params = ExecuteParams::parse(payload, stmt.num_params, stmt.types.as_deref());
+                let types_sent = params.as_ref().map_or(true, |p| p.types_sent());
+                let new_types = params
+                    .as_ref()
+                    .ok()
+                    .filter(|p| p.types_sent() && stmt.types.as_deref() != Some(p.types()))
+                    .map(|p| Box::<[u8]>::from(p.types()));
+                let shard = match stmt.route {
+                    StmtRoute::Fixed(shard) => Ok(shard),
+                    StmtRoute::LastUsed => Ok(here),
+                    StmtRoute::PerExecute => {
+                        let opts = self.scan.unwrap_or(ctx.shared.scan);
+                        match (analyze(&stmt.sql, &topology.schema, &opts), &params) {
+                            (Ok(analysis), Ok(params)) => {
+                                match route_prepared(&analysis, &topology, |i| params.value(i).ok())
+                                {
+                                    Ok(Decision::Shard(shard)) => Ok(shard),
+                                    Ok(_) => Ok(here),
+                                    Err(e) => Err(e.to_string()),
+                                }
+                            }
+                            (Err(refusal), _) => Err(refusal.to_string()),
+                            (_, Err(e)) => Err(format!(
+                                "dbrouter: cannot read the shard key from the parameters: {e}"
+                            )),
+                        }
+                    }
+                };
+                let shard = match shard {
+                    Ok(shard) => shard,
+                    Err(message) => {
+                        return self.answer_locally(total, ErrorCode::ER_UNKNOWN_ERROR, &message)
+                    }
+                };
+                if let (Some(types), Some(stmt)) = (new_types, self.stmts.get_mut(id)) {
+                    // A new binding: every server must get these types anew.
+                    stmt.types = Some(types);
+                    stmt.types_on.clear();
+                }
+                dispatch.shard = shard;
+                dispatch.expect = Some(Expect::Execute);
+                dispatch.opens_transaction = true;
+                dispatch.stmt = Some(id);
+                dispatch.execute_types = Some(types_sent);
+            }
+            StatementCommand::Fetch(id) | StatementCommand::Reset(id) => {
+                let Some(stmt) = self.stmts.get_mut(id) else {
+                    let name = match command {
+                        StatementCommand::Fetch(_) => "mysqld_stmt_fetch",
+                        _ => "mysqld_stmt_reset",
+                    };
+                    let message = unknown(id, name);
+                    return self.answer_locally(
+                        total,
+                        ErrorCode::ER_UNKNOWN_STMT_HANDLER,
+                        &message,
+                    );
+                };
+                stmt.long_data_refused = false;
+                dispatch.shard = stmt.last_shard.unwrap_or(match stmt.route {
+                    StmtRoute::Fixed(shard) => shard,
+                    _ => here,
+                });
+                dispatch.expect = Some(match command {
+                    StatementCommand::Fetch(_) => Expect::Fetch,
+                    _ => Expect::Simple,
+                });
+                dispatch.stmt = Some(id);
+            }
+            StatementCommand::LongData(id) => {
+                // No reply, whatever happens: errors surface at EXECUTE.
+                let Some(stmt) = self.stmts.get_mut(id) else {
+                    self.front_in.consume(total);
+                    return true;
+                };
+                match stmt.route {
+                    StmtRoute::Fixed(shard) => dispatch.shard = shard,
+                    StmtRoute::LastUsed => {}
+                    StmtRoute::PerExecute => {
+                        stmt.long_data_refused = true;
+                        self.front_in.consume(total);
+                        return true;
+                    }
+                }
+                dispatch.stmt = Some(id);
+            }
+            StatementCommand::Close(id) => {
+                // No reply. Closed on every backend that has it; a parked
+                // backend sends it before its next command.
+                if let Some(stmt) = self.stmts.remove(id) {
+                    for (shard, backend_id) in stmt.on {
+                        let back = if shard == self.active {
+                            self.back.as_mut()
+                        } else {
+                            self.parked.get_mut(shard).and_then(Option::as_mut)
+                        };
+                        if let Some(back) = back {
+                            let mut close = [com::COM_STMT_CLOSE, 0, 0, 0, 0];
+                            set_statement_id(&mut close, backend_id);
+                            let _ = back.send(0, &close);
+                        }
+                    }
+                }
+                self.front_in.consume(total);
+                return true;
+            }
+        }
+        if let Some(open) = self.transaction_shard() {
+            if dispatch.shard != open {
+                let message = format!(
+                    "dbrouter: this transaction runs on shard {open} and this statement needs \
+                     shard {}: commit or roll back first (transactions across shards are not \
+                     supported yet)",
+                    dispatch.shard
+                );
+                if let Some(id) = dispatch.prepare {
+                    self.stmts.remove(id);
+                }
+                return self.answer_locally(total, ErrorCode::ER_UNKNOWN_ERROR, &message);
+            }
+        }
+        self.continue_dispatch(ctx, dispatch);
+        true
+    }
+
+    /// Where a statement being prepared will run: a shard fixed by its
+    /// literals, wherever the session is, or decided per execution by its
+    /// `?` key. Refusals come now, at prepare time.
+    fn statement_route(&self, ctx: &Ctx<'_>, sql: &[u8]) -> Result<StmtRoute, RouteError> {
+        let topology = ctx.shared.topology.load();
+        let opts = match self.scan {
+            Some(opts) => opts,
+            None => {
+                // Only the shape matters here; route_uncertain checks that
+                // every sql_mode reading agrees.
+                route_uncertain(sql, &topology, ctx.shared.scan).or_else(|e| match e {
+                    RouteError::BadKey { .. } => Ok(Routed {
+                        decision: Decision::LastUsed,
+                        session_parts: Default::default(),
+                    }),
+                    e => Err(e),
+                })?;
+                ctx.shared.scan
+            }
+        };
+        let analysis = analyze(sql, &topology.schema, &opts).map_err(RouteError::Refused)?;
+        let single = topology.shards.shards().len() == 1;
+        let keyed_by_parameter = matches!(&analysis.target, Target::Keys { values, .. }
+            if values.iter().any(|v| matches!(v, KeyValue::Placeholder(_))));
+        let route = if keyed_by_parameter {
+            StmtRoute::PerExecute
+        } else {
+            match route_prepared(&analysis, &topology, |_| None)? {
+                Decision::Shard(shard) => StmtRoute::Fixed(shard),
+                _ => StmtRoute::LastUsed,
+            }
+        };
+        // With one shard every statement runs there: nothing to decide later.
+        Ok(match route {
+            StmtRoute::PerExecute if single => StmtRoute::Fixed(0),
+            route => route,
+        })
     }
 
     /// The shard of the open transaction, if any.
@@ -1400,6 +1843,7 @@ impl Session {
             }
         }
         self.replay.clear();
+        self.stmts.clear();
         if let Some(back) = self.back.as_mut() {
             back.applied = 0;
         }
@@ -1424,35 +1868,98 @@ impl Session {
                 return true;
             }
         };
-        if self.back_lost.is_some() || self.back.is_none() {
+        if self.back_lost.is_some() {
             let message = format!(
                 "dbrouter: lost connection to {}; reconnect",
-                self.back_lost
-                    .take()
-                    .unwrap_or_else(|| ctx.shared.shard_addr(self.active).to_string())
+                self.back_lost.take().unwrap_or_default()
             );
             self.refuse_and_close(1, ErrorCode::CR_SERVER_LOST, &message);
             return true;
         }
-        // A statement too large to hold cannot be scanned for its key: with
-        // one shard it can only go there; with several it is refused.
+        let here = self.transaction_shard().unwrap_or(self.active);
         let shards = ctx.shared.topology.load().shards.shards().len();
-        if command == com::COM_QUERY && shards > 1 {
-            let message = format!(
-                "dbrouter: a statement larger than proxy.buffer_size ({} bytes) cannot be \
-                 scanned for its shard key; raise buffer_size, or send large values as \
-                 prepared statement parameters",
-                self.front_in.capacity()
-            );
-            self.refuse_and_close(1, ErrorCode::ER_NET_PACKET_TOO_LARGE, &message);
-            return true;
-        }
-        let max = ctx.shared.config.proxy.max_allowed_packet;
-        self.phase = Phase::Relay {
-            reply: expect.map(|e| ReplyTracker::new(e, self.client.caps)),
-            request: Some(PacketRelay::new(0, max)),
+        let mut dispatch = Dispatch {
+            shard: here,
+            total: 0,
+            expect,
             record: Vec::new(),
+            opens_transaction: command != com::COM_STMT_PREPARE,
+            stmt: None,
+            execute_types: None,
+            prepare: None,
+            streamed: true,
         };
+        // A packet too large to hold cannot be scanned for its key: with
+        // one shard it can only go there; with several, only statements
+        // whose shard is known without reading it can go on.
+        let unroutable = |what: &str| {
+            format!(
+                "dbrouter: {what} larger than proxy.buffer_size cannot be scanned for its shard \
+                 key; raise buffer_size, or send large values as parameters of a statement \
+                 that binds its key to a literal"
+            )
+        };
+        match command {
+            com::COM_QUERY if shards > 1 => {
+                self.refuse_and_close(
+                    1,
+                    ErrorCode::ER_NET_PACKET_TOO_LARGE,
+                    &unroutable("a statement"),
+                );
+                return true;
+            }
+            com::COM_QUERY => {}
+            com::COM_STMT_PREPARE => {
+                if shards > 1 {
+                    self.refuse_and_close(
+                        1,
+                        ErrorCode::ER_NET_PACKET_TOO_LARGE,
+                        &unroutable("a statement"),
+                    );
+                    return true;
+                }
+                // Its text is not kept: with one shard it never needs
+                // preparing elsewhere.
+                dispatch.prepare = Some(self.stmts.add(b"", StmtRoute::Fixed(0)));
+            }
+            _ => {
+                let data = self.front_in.data();
+                let Some(id) = data.get(HEADER_LEN + 1..HEADER_LEN + 5) else {
+                    return false; // the id is on its way
+                };
+                let id = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
+                let route = self.stmts.get(id).map(|s| s.route);
+                dispatch.shard = match route {
+                    Some(StmtRoute::Fixed(shard)) => shard,
+                    Some(StmtRoute::LastUsed) => here,
+                    Some(StmtRoute::PerExecute) | None => {
+                        let message = match route {
+                            None => format!("Unknown prepared statement handler ({id})"),
+                            _ => unroutable("a statement execution"),
+                        };
+                        self.refuse_and_close(1, ErrorCode::ER_UNKNOWN_STMT_HANDLER, &message);
+                        return true;
+                    }
+                };
+                dispatch.stmt = Some(id);
+                if command == com::COM_STMT_EXECUTE {
+                    // Its types flag may lie past what is held: assume sent.
+                    dispatch.execute_types = Some(true);
+                }
+            }
+        }
+        if let Some(open) = self.transaction_shard() {
+            if dispatch.shard != open {
+                let message = format!(
+                    "dbrouter: this transaction runs on shard {open} and this statement needs \
+                     shard {}",
+                    dispatch.shard
+                );
+                self.refuse_and_close(1, ErrorCode::ER_UNKNOWN_ERROR, &message);
+                return true;
+            }
+        }
+        self.continue_dispatch(ctx, dispatch);
         true
     }
 
@@ -1571,6 +2078,7 @@ impl Session {
 
     /// Closes the backend connection; returns where it was connected.
     fn drop_backend(&mut self, ctx: &mut Ctx<'_>) -> ShardAddr {
+        self.stmts.forget_shard(self.active);
         match self.back.take() {
             Some(mut back) => {
                 let _ = ctx.registry.deregister(&mut back.stream);
@@ -1741,4 +2249,47 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// A COM_STMT_EXECUTE payload sent without parameter types, rebuilt with
+/// `types` (and the backend's statement id), for a server that has not seen
+/// them. `None` if the payload is not what its statement implies.
+fn with_types(payload: &[u8], num_params: u16, types: &[u8], backend_id: u32) -> Option<Vec<u8>> {
+    // command, id (4), flags, iteration count (4), NULL bitmap, bound flag
+    let flag_at = 10 + (usize::from(num_params) + 7) / 8;
+    if payload.get(flag_at) != Some(&0) || types.len() != 2 * usize::from(num_params) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(payload.len() + types.len());
+    out.extend_from_slice(&payload[..flag_at]);
+    out.push(1);
+    out.extend_from_slice(types);
+    out.extend_from_slice(&payload[flag_at + 1..]);
+    set_statement_id(&mut out, backend_id);
+    Some(out)
+}
+
+/// The COM_STMT_* commands, by the client's statement id.
+#[derive(Debug, Clone, Copy)]
+enum StatementCommand {
+    Prepare,
+    Execute(u32),
+    Fetch(u32),
+    Reset(u32),
+    LongData(u32),
+    Close(u32),
+}
+
+impl StatementCommand {
+    fn of(command: &Command<'_>) -> Option<StatementCommand> {
+        Some(match *command {
+            Command::StmtPrepare(_) => StatementCommand::Prepare,
+            Command::StmtExecute { stmt_id, .. } => StatementCommand::Execute(stmt_id),
+            Command::StmtFetch { stmt_id, .. } => StatementCommand::Fetch(stmt_id),
+            Command::StmtReset(stmt_id) => StatementCommand::Reset(stmt_id),
+            Command::StmtSendLongData { stmt_id, .. } => StatementCommand::LongData(stmt_id),
+            Command::StmtClose(stmt_id) => StatementCommand::Close(stmt_id),
+            _ => return None,
+        })
+    }
 }

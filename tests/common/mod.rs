@@ -553,26 +553,42 @@ impl Dbrouter {
         Dbrouter::try_start(config_toml).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Like [`start`](Dbrouter::start), returning the failure instead.
+    /// Like [`start`](Dbrouter::start), returning the failure instead. If
+    /// another process took the `listen` port between `free_port()` and the
+    /// proxy's bind, it retries on a fresh port: use [`port`](Dbrouter::port).
     pub fn try_start(config_toml: &str) -> Result<Dbrouter, String> {
-        let config: toml::Table = config_toml
+        let mut config: toml::Table = config_toml
             .parse()
             .map_err(|e| format!("test config is not TOML: {e}\n{config_toml}"))?;
-        let listen: SocketAddr = config
-            .get("proxy")
-            .and_then(|p| p.get("listen"))
-            .and_then(|l| l.as_str())
-            .ok_or("test config lacks proxy.listen")?
-            .parse()
-            .map_err(|e| format!("proxy.listen: {e}"))?;
-        let dir = tempfile::Builder::new()
-            .prefix("dbrouter-proxy-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let path = dir.path().join("dbrouter.toml");
-        std::fs::write(&path, config_toml).map_err(|e| e.to_string())?;
-        let args = vec!["--config".to_string(), path.display().to_string()];
-        Dbrouter::spawn(dir, &args, &[], listen.port())
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            let listen: SocketAddr = config
+                .get("proxy")
+                .and_then(|p| p.get("listen"))
+                .and_then(|l| l.as_str())
+                .ok_or("test config lacks proxy.listen")?
+                .parse()
+                .map_err(|e| format!("proxy.listen: {e}"))?;
+            let dir = tempfile::Builder::new()
+                .prefix("dbrouter-proxy-")
+                .tempdir()
+                .map_err(|e| e.to_string())?;
+            let path = dir.path().join("dbrouter.toml");
+            std::fs::write(&path, toml::to_string(&config).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            let args = vec!["--config".to_string(), path.display().to_string()];
+            match Dbrouter::spawn(dir, &args, &[], listen.port()) {
+                Err(e) if e.contains("in use") => {
+                    last = e;
+                    if let Some(proxy) = config.get_mut("proxy").and_then(|p| p.as_table_mut()) {
+                        let fresh = format!("127.0.0.1:{}", free_port());
+                        proxy.insert("listen".into(), toml::Value::String(fresh));
+                    }
+                }
+                other => return other,
+            }
+        }
+        Err(last)
     }
 
     /// Starts `dbrouter --listen 127.0.0.1:P --backend ADDR` (one shard, the

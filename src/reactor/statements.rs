@@ -1,0 +1,152 @@
+//! A session's prepared statements.
+//!
+//! Clients see ids the proxy gives out; each statement is prepared on the
+//! backends it runs on, lazily, and the ids in COM_STMT_* packets are
+//! rewritten in place (same length) on the way to a backend. Two backends
+//! may hand out the same id for different statements, so passing theirs
+//! through would let a client run the wrong statement on the wrong shard.
+
+use std::collections::HashMap;
+
+use smallvec::SmallVec;
+
+/// Where executions of a statement go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StmtRoute {
+    /// Always this shard: its text binds the key to literals (or there is
+    /// one shard).
+    Fixed(usize),
+    /// Names no sharded table: wherever the session is (its transaction's
+    /// shard, or the backend it used last).
+    LastUsed,
+    /// Its key is a `?`: each COM_STMT_EXECUTE is routed by its parameters.
+    PerExecute,
+}
+
+#[derive(Debug)]
+pub struct Prepared {
+    /// The statement text, to prepare it on another shard.
+    pub sql: Box<[u8]>,
+    pub route: StmtRoute,
+    pub num_params: u16,
+    /// (shard index, the backend's statement id) for each backend that has it.
+    pub on: SmallVec<[(usize, u32); 2]>,
+    /// Parameter types from the last COM_STMT_EXECUTE that sent them
+    /// (2 bytes per parameter), for executes that do not.
+    pub types: Option<Box<[u8]>>,
+    /// Shards whose backend has received `types` (an execute without types
+    /// may only go where the server already has them).
+    pub types_on: SmallVec<[usize; 2]>,
+    /// The shard of the last execution (cursors and fetches live there).
+    pub last_shard: Option<usize>,
+    /// COM_STMT_SEND_LONG_DATA came for a statement routed per execute: the
+    /// proxy could not know where to send it, so the next execute is refused.
+    pub long_data_refused: bool,
+}
+
+impl Prepared {
+    /// The backend id of this statement on `shard`, if prepared there.
+    pub fn backend_id(&self, shard: usize) -> Option<u32> {
+        self.on.iter().find(|(s, _)| *s == shard).map(|(_, id)| *id)
+    }
+}
+
+/// The statements of one session, by client-visible id.
+#[derive(Debug, Default)]
+pub struct Statements {
+    by_id: HashMap<u32, Prepared>,
+    last_id: u32,
+}
+
+impl Statements {
+    /// Registers a statement being prepared; returns its client-visible id.
+    pub fn add(&mut self, sql: &[u8], route: StmtRoute) -> u32 {
+        // Ids start at 1 (0 is never valid) and are never reused within a
+        // session, as on the server.
+        self.last_id = self.last_id.wrapping_add(1).max(1);
+        self.by_id.insert(
+            self.last_id,
+            Prepared {
+                sql: sql.into(),
+                route,
+                num_params: 0,
+                on: SmallVec::new(),
+                types: None,
+                types_on: SmallVec::new(),
+                last_shard: None,
+                long_data_refused: false,
+            },
+        );
+        self.last_id
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Prepared> {
+        self.by_id.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Prepared> {
+        self.by_id.get_mut(&id)
+    }
+
+    pub fn remove(&mut self, id: u32) -> Option<Prepared> {
+        self.by_id.remove(&id)
+    }
+
+    /// Forgets every statement (COM_RESET_CONNECTION, COM_CHANGE_USER: the
+    /// server drops them too).
+    pub fn clear(&mut self) {
+        self.by_id.clear();
+    }
+
+    /// Forgets that statements are prepared on `shard` (its connection was
+    /// closed; they are prepared again when needed).
+    pub fn forget_shard(&mut self, shard: usize) {
+        for p in self.by_id.values_mut() {
+            p.on.retain(|(s, _)| *s != shard);
+            p.types_on.retain(|s| *s != shard);
+        }
+    }
+}
+
+/// Rewrites the statement id of a COM_STMT_* payload in place.
+pub fn set_statement_id(payload: &mut [u8], id: u32) {
+    if let Some(bytes) = payload.get_mut(1..5) {
+        bytes.copy_from_slice(&id.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_never_zero_and_not_reused() {
+        let mut s = Statements::default();
+        let a = s.add(b"SELECT 1", StmtRoute::LastUsed);
+        s.remove(a);
+        let b = s.add(b"SELECT 2", StmtRoute::LastUsed);
+        assert!(a != 0 && b != 0 && a != b);
+    }
+
+    #[test]
+    fn backend_ids_per_shard() {
+        let mut s = Statements::default();
+        let id = s.add(b"SELECT ?", StmtRoute::PerExecute);
+        let p = s.get_mut(id).unwrap();
+        p.on.push((2, 7));
+        assert_eq!(p.backend_id(2), Some(7));
+        assert_eq!(p.backend_id(0), None);
+        s.forget_shard(2);
+        assert_eq!(s.get(id).unwrap().backend_id(2), None);
+    }
+
+    #[test]
+    fn ids_in_payloads() {
+        let mut p = vec![0x17, 1, 0, 0, 0, 0];
+        set_statement_id(&mut p, 0x0102_0304);
+        assert_eq!(p, [0x17, 4, 3, 2, 1, 0]);
+        let mut short = [0x17, 1];
+        set_statement_id(&mut short, 9);
+        assert_eq!(short, [0x17, 1], "too short: left alone");
+    }
+}
