@@ -359,8 +359,10 @@ impl ReplyTracker {
 
     /// The status of a terminator: an EOF (5 bytes), or under DEPRECATE_EOF
     /// an OK with the 0xFE header (7 bytes at least). The length tells them
-    /// apart, which matters because MySQL still sends an EOF after the
-    /// column definitions of a cursor under DEPRECATE_EOF.
+    /// apart. It matters after a cursor's column definitions under
+    /// DEPRECATE_EOF: MariaDB 10.11 sends a 7-byte OK there (captured in
+    /// `testdata/mariadb/execute_cursor.execute.dep.bin`), while MySQL's
+    /// `end_result_metadata` is said to keep a 5-byte EOF; both are read right.
     fn terminator_status(&self, head: &[u8]) -> Result<u16, ReplyError> {
         let mut r = Reader::new(head);
         r.skip(1);
@@ -1023,8 +1025,8 @@ mod tests {
 
     #[test]
     fn execute_cursor_eof_under_deprecate_eof() {
-        // MySQL still sends a 5-byte EOF after the column definitions of a
-        // cursor under DEPRECATE_EOF; its status is read as an EOF's.
+        // A server that keeps the 5-byte EOF after a cursor's column
+        // definitions under DEPRECATE_EOF (MySQL) is read as an EOF.
         let st = AC | SERVER_STATUS_CURSOR_EXISTS;
         let r = B::new(DEP).cols(2).eof(st).bytes();
         check("cursor eof", Expect::Execute, DEP, &r, done(st));
