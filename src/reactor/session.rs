@@ -2256,7 +2256,7 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// them. `None` if the payload is not what its statement implies.
 fn with_types(payload: &[u8], num_params: u16, types: &[u8], backend_id: u32) -> Option<Vec<u8>> {
     // command, id (4), flags, iteration count (4), NULL bitmap, bound flag
-    let flag_at = 10 + (usize::from(num_params) + 7) / 8;
+    let flag_at = 10 + usize::from(num_params).div_ceil(8);
     if payload.get(flag_at) != Some(&0) || types.len() != 2 * usize::from(num_params) {
         return None;
     }
