@@ -10,14 +10,15 @@
 # Ports: backends from DEMO_BACKEND_PORT (3307, 3308, ...), the proxy on
 # DEMO_PROXY_PORT (6033); a busy port is replaced by the next free one and
 # the choice is kept in demo/ports.env. DEMO_SHARDS sets the number of
-# shards (this version of dbrouter routes to one).
+# shards (default 2): table `users` is sharded by `userid`, `greetings` is a
+# global table (on shard 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/demo
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
-SHARDS=${DEMO_SHARDS:-1}
+SHARDS=${DEMO_SHARDS:-2}
 DEMO_USER=demo
 DEMO_PASSWORD=demo_password
 ADMIN_USER=dbrouter_admin
@@ -177,6 +178,8 @@ CREATE TABLE IF NOT EXISTS demo.greetings (
   id INT PRIMARY KEY, shard INT NOT NULL, text VARCHAR(100) NOT NULL);
 INSERT IGNORE INTO demo.greetings VALUES
   (1, $i, 'hello from shard $i'), (2, $i, 'grüß dich'), (3, $i, 'こんにちは');
+CREATE TABLE IF NOT EXISTS demo.users (
+  userid BIGINT PRIMARY KEY, name VARCHAR(40) NOT NULL);
 SQL
 }
 
@@ -197,6 +200,19 @@ write_config() {
         echo "[backend_users]"
         echo "admin_user = \"$ADMIN_USER\""
         echo "admin_password = \"$ADMIN_PASSWORD\""
+        echo
+        echo "[sharding]"
+        echo "buckets = 1024"
+        echo "default_shard = 0"
+        echo
+        echo "[[table]]"
+        echo "name = \"users\""
+        echo "key = \"userid\""
+        echo "key_type = \"int\""
+        echo
+        echo "[[table]]"
+        echo "name = \"greetings\""
+        echo "global = true"
         i=0
         for port in "${BACKEND_PORTS[@]}"; do
             echo
@@ -250,11 +266,22 @@ start() {
     write_config
     start_proxy
 
+    local proxy=(mariadb --no-defaults -h127.0.0.1 -P"$PROXY_PORT" --protocol=TCP -u"$DEMO_USER"
+        -p"$DEMO_PASSWORD" --default-character-set=utf8mb4 --table demo)
     say ""
-    say "sample query through dbrouter:"
-    mariadb --no-defaults -h127.0.0.1 -P"$PROXY_PORT" --protocol=TCP -u"$DEMO_USER" \
-        -p"$DEMO_PASSWORD" --default-character-set=utf8mb4 --table demo \
-        -e 'SELECT * FROM greetings ORDER BY id'
+    say "through dbrouter: a global table (served by shard 0)"
+    "${proxy[@]}" -e 'SELECT * FROM greetings ORDER BY id'
+    say "through dbrouter: 20 users written, each to the shard of its userid"
+    for userid in $(seq 1 20); do
+        "${proxy[@]}" -e "INSERT IGNORE INTO users (userid, name) VALUES ($userid, 'user $userid')"
+    done
+    "${proxy[@]}" -e 'SELECT userid, name FROM users WHERE userid = 7'
+    for ((i = 0; i < ${#BACKEND_PORTS[@]}; i++)); do
+        say "  shard $i holds userids: $(mariadb_root "${BACKEND_PORTS[$i]}" -N -e \
+            'SELECT GROUP_CONCAT(userid ORDER BY userid) FROM demo.users')"
+    done
+    say "through dbrouter: a statement without its shard key is refused:"
+    "${proxy[@]}" -e 'SELECT COUNT(*) FROM users' 2>&1 || true
     cat <<INFO
 
 The demo runs:
