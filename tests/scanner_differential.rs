@@ -455,12 +455,19 @@ pub mod oracle {
                 }
                 Expr::Prefixed { prefix, value } => {
                     let p = prefix.value.to_ascii_lowercase();
-                    if !["_utf8mb4", "_utf8", "_binary", "_utf8mb3"].contains(&p.as_str()) {
+                    // ASCII-compatible charsets keep the bytes; latin1 and
+                    // ascii only for ASCII values (the server converts the
+                    // others to the column's charset).
+                    let any_bytes =
+                        ["_utf8mb4", "_utf8", "_binary", "_utf8mb3"].contains(&p.as_str());
+                    if !any_bytes && !["_latin1", "_ascii"].contains(&p.as_str()) {
                         return None;
                     }
                     match &**value {
                         Expr::Value(v) => match &v.value {
-                            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s)
+                                if any_bytes || s.is_ascii() =>
+                            {
                                 Some(format!("s:{s}"))
                             }
                             _ => None,
