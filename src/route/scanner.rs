@@ -499,105 +499,117 @@ struct Parser<'a> {
     sharded_names: u64,
 }
 
-const CLAUSE_END: &[Kw] = &[
-    Kw::Group,
-    Kw::Order,
-    Kw::Limit,
-    Kw::Having,
-    Kw::Window,
-    Kw::For,
-    Kw::Lock,
-    Kw::Union,
-    Kw::Except,
-    Kw::Intersect,
-    Kw::Minus,
-    Kw::Into,
-    Kw::Returning,
-    Kw::Procedure,
-];
+fn clause_end(kw: Kw) -> bool {
+    matches!(
+        kw,
+        Kw::Group
+            | Kw::Order
+            | Kw::Limit
+            | Kw::Having
+            | Kw::Window
+            | Kw::For
+            | Kw::Lock
+            | Kw::Union
+            | Kw::Except
+            | Kw::Intersect
+            | Kw::Minus
+            | Kw::Into
+            | Kw::Returning
+            | Kw::Procedure
+    )
+}
 
-const ON_END: &[Kw] = &[
-    Kw::Where,
-    Kw::Join,
-    Kw::Inner,
-    Kw::Cross,
-    Kw::Left,
-    Kw::Right,
-    Kw::Natural,
-    Kw::StraightJoin,
-    Kw::Full,
-    Kw::Set,
-    Kw::Using,
-    Kw::On,
-];
+fn on_end(kw: Kw) -> bool {
+    matches!(
+        kw,
+        Kw::Where
+            | Kw::Join
+            | Kw::Inner
+            | Kw::Cross
+            | Kw::Left
+            | Kw::Right
+            | Kw::Natural
+            | Kw::StraightJoin
+            | Kw::Full
+            | Kw::Set
+            | Kw::Using
+            | Kw::On
+    )
+}
 
 /// Words that cannot be an unquoted table alias (they continue the clause).
-const NOT_ALIAS: &[Kw] = &[
-    Kw::As,
-    Kw::On,
-    Kw::Using,
-    Kw::Where,
-    Kw::Join,
-    Kw::Inner,
-    Kw::Cross,
-    Kw::Left,
-    Kw::Right,
-    Kw::Natural,
-    Kw::StraightJoin,
-    Kw::Full,
-    Kw::Outer,
-    Kw::Set,
-    Kw::Group,
-    Kw::Order,
-    Kw::Limit,
-    Kw::Having,
-    Kw::Window,
-    Kw::For,
-    Kw::Lock,
-    Kw::Union,
-    Kw::Except,
-    Kw::Intersect,
-    Kw::Minus,
-    Kw::Into,
-    Kw::Procedure,
-    Kw::Returning,
-    Kw::Use,
-    Kw::Ignore,
-    Kw::Force,
-    Kw::Partition,
-    Kw::Values,
-    Kw::Value,
-    Kw::Select,
-    Kw::Fetch,
-    Kw::Offset,
-    Kw::From,
-    Kw::Duplicate,
-    Kw::And,
-    Kw::Or,
-    Kw::Xor,
-    Kw::Not,
-];
+fn not_alias(kw: Kw) -> bool {
+    matches!(
+        kw,
+        Kw::As
+            | Kw::On
+            | Kw::Using
+            | Kw::Where
+            | Kw::Join
+            | Kw::Inner
+            | Kw::Cross
+            | Kw::Left
+            | Kw::Right
+            | Kw::Natural
+            | Kw::StraightJoin
+            | Kw::Full
+            | Kw::Outer
+            | Kw::Set
+            | Kw::Group
+            | Kw::Order
+            | Kw::Limit
+            | Kw::Having
+            | Kw::Window
+            | Kw::For
+            | Kw::Lock
+            | Kw::Union
+            | Kw::Except
+            | Kw::Intersect
+            | Kw::Minus
+            | Kw::Into
+            | Kw::Procedure
+            | Kw::Returning
+            | Kw::Use
+            | Kw::Ignore
+            | Kw::Force
+            | Kw::Partition
+            | Kw::Values
+            | Kw::Value
+            | Kw::Select
+            | Kw::Fetch
+            | Kw::Offset
+            | Kw::From
+            | Kw::Duplicate
+            | Kw::And
+            | Kw::Or
+            | Kw::Xor
+            | Kw::Not
+    )
+}
 
 /// Words that shape a condition: never a column of a binding.
-const STRUCTURAL: &[Kw] = &[
-    Kw::And,
-    Kw::Or,
-    Kw::Xor,
-    Kw::Not,
-    Kw::Case,
-    Kw::When,
-    Kw::Then,
-    Kw::Else,
-    Kw::End,
-    Kw::Between,
-    Kw::In,
-    Kw::Is,
-    Kw::Like,
-    Kw::Exists,
-    Kw::Null,
-    Kw::Binary,
-    Kw::Interval,
-];
+fn structural(kw: Kw) -> bool {
+    matches!(
+        kw,
+        Kw::And
+            | Kw::Or
+            | Kw::Xor
+            | Kw::Not
+            | Kw::Case
+            | Kw::When
+            | Kw::Then
+            | Kw::Else
+            | Kw::End
+            | Kw::Between
+            | Kw::In
+            | Kw::Is
+            | Kw::Like
+            | Kw::Exists
+            | Kw::Null
+            | Kw::Binary
+            | Kw::Interval
+    )
+}
 
 /// Charset introducers whose strings keep their bytes for the key: the
 /// ASCII-compatible ones (`_latin1`/`_ascii` only for ASCII values, since the
@@ -1049,7 +1061,7 @@ impl<'a> Parser<'a> {
             self.broken = true;
             return None;
         }
-        if t.kind == Tok::Quoted || (t.kind == Tok::Word && !self.is_any_kw(t, NOT_ALIAS)) {
+        if t.kind == Tok::Quoted || (t.kind == Tok::Word && !not_alias(t.kw)) {
             self.next();
             return Some(t);
         }
@@ -1096,7 +1108,7 @@ impl<'a> Parser<'a> {
                 }
                 true
             }
-            Tok::Word | Tok::Quoted if !(t.kind == Tok::Word && self.is_any_kw(t, NOT_ALIAS)) => {
+            Tok::Word | Tok::Quoted if !(t.kind == Tok::Word && not_alias(t.kw)) => {
                 self.next();
                 let mut name = t;
                 if self.peek().kind == Tok::Dot {
@@ -1308,9 +1320,7 @@ impl<'a> Parser<'a> {
         match t.kind {
             Tok::End | Tok::Semi | Tok::Error | Tok::RParen => true,
             Tok::Comma => ctx == Ctx::On,
-            Tok::Word => {
-                self.is_any_kw(t, CLAUSE_END) || (ctx == Ctx::On && self.is_any_kw(t, ON_END))
-            }
+            Tok::Word => clause_end(t.kw) || (ctx == Ctx::On && on_end(t.kw)),
             _ => false,
         }
     }
@@ -1456,7 +1466,7 @@ impl<'a> Parser<'a> {
     /// bare name only when it is some sharded table's key column.
     fn colref(&mut self) -> Option<ColRef> {
         let t = self.peek();
-        if !matches!(t.kind, Tok::Word | Tok::Quoted) || self.is_any_kw(t, STRUCTURAL) {
+        if !matches!(t.kind, Tok::Word | Tok::Quoted) || (t.kind == Tok::Word && structural(t.kw)) {
             return None;
         }
         let mut c = ColRef {

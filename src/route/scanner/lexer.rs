@@ -681,22 +681,30 @@ impl<'a> Lexer<'a> {
         let sql = self.sql;
         let mut i = body;
         let mut escaped = false;
-        // Names and most values are short: a plain loop finds their end
-        // sooner than setting up memchr.
-        let short = sql.len().min(body + 24);
-        while i < short && sql[i] != q && sql[i] != b'\\' {
-            i += 1;
-        }
         loop {
-            let found = if backslash {
-                memchr2(q, b'\\', sql.get(i..).unwrap_or(&[]))
-            } else {
-                memchr(q, sql.get(i..).unwrap_or(&[]))
-            };
-            let Some(off) = found else {
+            if i >= sql.len() {
+                // Unterminated (maybe a `\\` as the last byte).
                 return self.error();
-            };
-            let j = i + off;
+            }
+            // Names and most values are short: a plain loop finds their end
+            // sooner than setting up memchr, which takes the long ones.
+            let short = sql.len().min(i + 16);
+            let mut j = i;
+            while j < short && sql[j] != q && !(backslash && sql[j] == b'\\') {
+                j += 1;
+            }
+            if j == short {
+                let rest = sql.get(j..).unwrap_or(&[]);
+                let found = if backslash {
+                    memchr2(q, b'\\', rest)
+                } else {
+                    memchr(q, rest)
+                };
+                let Some(off) = found else {
+                    return self.error();
+                };
+                j += off;
+            }
             if sql[j] == b'\\' {
                 escaped = true;
                 i = j + 2;

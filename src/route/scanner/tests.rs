@@ -696,6 +696,16 @@ fn no_allocation_shape_of_a_point_select() {
 }
 
 #[test]
+fn a_backslash_as_the_last_byte_is_an_unterminated_string() {
+    refused("SELECT * FROM users WHERE userid = '\\", NotUnderstood);
+    refused(
+        "SELECT * FROM users WHERE userid = 'abcdefghijklmnopqrstuvwxyz\\",
+        NotUnderstood,
+    );
+    unsharded("SELECT '\\");
+}
+
+#[test]
 fn hostile_inputs_are_bounded() {
     let deep = format!(
         "SELECT * FROM users WHERE {}userid = 1{}",
