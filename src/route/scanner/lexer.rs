@@ -96,19 +96,34 @@ macro_rules! keywords {
             $($name,)*
         }
 
+        /// The keywords packed, in ascending order, for a binary search (a
+        /// `match` on 128-bit constants compiles to a chain of compares).
+        const KEYWORDS: [(u128, Kw); [$(Kw::$name,)*].len()] = {
+            let mut table = [$((pack($text), Kw::$name),)*];
+            // Insertion sort: in a const, once, at compile time.
+            let mut i = 1;
+            while i < table.len() {
+                let mut j = i;
+                while j > 0 && table[j - 1].0 > table[j].0 {
+                    let t = table[j - 1];
+                    table[j - 1] = table[j];
+                    table[j] = t;
+                    j -= 1;
+                }
+                i += 1;
+            }
+            table
+        };
+
         /// The keyword a word spells (any case), or `Kw::None`.
         pub(crate) fn keyword(word: &[u8]) -> Kw {
             if word.is_empty() || word.len() > 16 {
                 return Kw::None;
             }
             let v = pack(word);
-            #[allow(non_upper_case_globals)]
-            mod k {
-                $(pub(super) const $name: u128 = super::pack($text);)*
-            }
-            match v {
-                $(k::$name => Kw::$name,)*
-                _ => Kw::None,
+            match KEYWORDS.binary_search_by(|&(k, _)| k.cmp(&v)) {
+                Ok(i) => KEYWORDS[i].1,
+                Err(_) => Kw::None,
             }
         }
     };
@@ -846,6 +861,22 @@ mod tests {
                     assert_eq!(find2(&h, a, b), naive(&h, a, b), "{h:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn keywords_in_any_case_and_nothing_else() {
+        assert_eq!(keyword(b"select"), Kw::Select);
+        assert_eq!(keyword(b"SeLeCt"), Kw::Select);
+        assert_eq!(keyword(b"STRAIGHT_JOIN"), Kw::StraightJoin);
+        assert_eq!(keyword(b"low_priority"), Kw::LowPriority);
+        assert_eq!(keyword(b"selects"), Kw::None);
+        assert_eq!(keyword(b"users"), Kw::None);
+        assert_eq!(keyword(b""), Kw::None);
+        assert_eq!(keyword(b"a_name_longer_than_sixteen_bytes"), Kw::None);
+        for (k, kw) in KEYWORDS {
+            assert_ne!(kw, Kw::None);
+            assert_eq!(KEYWORDS.iter().filter(|e| e.0 == k).count(), 1);
         }
     }
 

@@ -775,12 +775,16 @@ fn perf_loop() {
         );
         i += 1;
     }
-    let sql: &[u8] = if which == "insert" { &insert } else { point };
+    let custom = std::env::var("PERF_SQL").unwrap_or_default();
+    let sql: &[u8] = match which.as_str() {
+        "insert" => &insert,
+        "sql" => custom.as_bytes(),
+        _ => point,
+    };
     let mut total = 0;
     for _ in 0..n {
-        let a = analyze(std::hint::black_box(sql), &s, &OPTS).unwrap();
-        if let Target::Keys { values, .. } = a.target {
-            total += values.len();
+        if let Ok(a) = analyze(std::hint::black_box(sql), &s, &OPTS) {
+            total += a.placeholders as usize + 1;
         }
     }
     assert!(total > 0);
