@@ -96,24 +96,9 @@ macro_rules! keywords {
             $($name,)*
         }
 
-        /// The keywords packed, in ascending order, for a binary search (a
-        /// `match` on 128-bit constants compiles to a chain of compares).
-        const KEYWORDS: [(u128, Kw); [$(Kw::$name,)*].len()] = {
-            let mut table = [$((pack($text), Kw::$name),)*];
-            // Insertion sort: in a const, once, at compile time.
-            let mut i = 1;
-            while i < table.len() {
-                let mut j = i;
-                while j > 0 && table[j - 1].0 > table[j].0 {
-                    let t = table[j - 1];
-                    table[j - 1] = table[j];
-                    table[j] = t;
-                    j -= 1;
-                }
-                i += 1;
-            }
-            table
-        };
+        /// The keywords and their packed spellings (for tests).
+        #[cfg(test)]
+        const KEYWORDS: [(u128, Kw); [$(Kw::$name,)*].len()] = [$((pack($text), Kw::$name),)*];
 
         /// The keyword a word spells (any case), or `Kw::None`.
         pub(crate) fn keyword(word: &[u8]) -> Kw {
@@ -121,9 +106,13 @@ macro_rules! keywords {
                 return Kw::None;
             }
             let v = pack(word);
-            match KEYWORDS.binary_search_by(|&(k, _)| k.cmp(&v)) {
-                Ok(i) => KEYWORDS[i].1,
-                Err(_) => Kw::None,
+            #[allow(non_upper_case_globals)]
+            mod k {
+                $(pub(super) const $name: u128 = super::pack($text);)*
+            }
+            match v {
+                $(k::$name => Kw::$name,)*
+                _ => Kw::None,
             }
         }
     };
