@@ -27,6 +27,13 @@
 #   DBROUTER_BIN [target/release/dbrouter]; built with cargo when missing or
 #                      older than the sources unless BUILD=0
 #   RUST_LOG [info]    dbrouter's log level (its log goes to the results dir)
+#   SHARDS [1]         with N > 1, dbrouter routes to N shard servers (each
+#                      holding only its buckets of sbtest1, sharded on `id`)
+#                      while direct and HAProxy use the one unsharded server.
+#                      sysbench then runs with --skip_trx=on
+#                      --range_selects=off on every path: transactions and
+#                      range scans span shards, which dbrouter refuses until
+#                      scatter queries exist.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,6 +86,7 @@ OUT=$RESULTS_DIR/sysbench-$STAMP
 CSV=$RESULTS_DIR/sysbench-$STAMP.csv
 mkdir -p "$OUT" || die "cannot create $OUT"
 MDB_PID="" HAP_PID="" DBR_PID=""
+SHARD_PIDS=()
 
 stop_pid() { # pid name seconds: SIGTERM, wait up to N s, then SIGKILL
     local pid=$1 name=$2 secs=$3 i
@@ -100,6 +108,8 @@ cleanup() {
     stop_pid "$DBR_PID" dbrouter 10
     stop_pid "$HAP_PID" haproxy 10
     stop_pid "$MDB_PID" mariadbd 60
+    local shard_pid
+    for shard_pid in "${SHARD_PIDS[@]}"; do stop_pid "$shard_pid" mariadbd 60; done
     [[ -f $TMP/dbrouter.log ]] && cp "$TMP/dbrouter.log" "$OUT/" 2>/dev/null
     [[ -f $TMP/mariadbd.err ]] && cp "$TMP/mariadbd.err" "$OUT/" 2>/dev/null
     [[ -f $TMP/haproxy.log ]] && cp "$TMP/haproxy.log" "$OUT/" 2>/dev/null
@@ -206,6 +216,70 @@ log "sysbench prepare: 1 table, $TABLE_SIZE rows"
 timeout 600 sysbench oltp_read_only "${SB_COMMON[@]}" --mysql-port="$MDB_PORT" prepare \
     >"$OUT/prepare.log" 2>&1 || { tail -20 "$OUT/prepare.log" >&2; die "sysbench prepare failed"; }
 
+# ---------------------------------------------------------------- shards
+SHARDS=${SHARDS:-1}
+SHARD_PORTS=()
+SHARD_PIDS=()
+SB_EXTRA=()
+if ((SHARDS > 1)); then
+    SB_EXTRA=(--skip_trx=on --range_selects=off)
+    BUCKETS=1024
+    for ((i = 0; i < SHARDS; i++)); do
+        free_port; port=$PORT_FOUND
+        dir="$TMP/shard$i"
+        mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
+            >"$dir.install.log" 2>&1 || die "mariadb-install-db failed for shard $i"
+        mariadbd --no-defaults --datadir="$dir/data" --port="$port" --bind-address=127.0.0.1 \
+            --socket="$dir/sock" --pid-file="$dir/mariadbd.pid" --user=root \
+            --log-error="$dir/mariadbd.err" \
+            --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=128M \
+            --performance-schema=OFF --skip-name-resolve --max-connections=500 &
+        SHARD_PIDS+=($!)
+        SHARD_PORTS+=("$port")
+        shard_sql() { mariadb --no-defaults -S "$dir/sock" -uroot -N "$@"; }
+        for ((t = 0; t < 120; t++)); do
+            shard_sql -e 'SELECT 1' >/dev/null 2>&1 && break
+            sleep 0.25
+        done
+        anon=$(shard_sql -e "SELECT CONCAT('DROP USER ''''@''', Host, ''';') FROM mysql.global_priv WHERE User=''")
+        [[ -n $anon ]] && shard_sql -e "$anon"
+        shard_sql <<SQL || die "cannot create users on shard $i"
+CREATE DATABASE sbtest;
+CREATE USER '$SB_USER'@'127.0.0.1' IDENTIFIED BY '$SB_PASS';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON sbtest.* TO '$SB_USER'@'127.0.0.1';
+CREATE USER '$ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$ADMIN_PASS';
+GRANT SELECT ON mysql.* TO '$ADMIN_USER'@'127.0.0.1';
+SQL
+        # The same rows as the unsharded server, then keep this shard's
+        # buckets only: CRC32 of the key's decimal text modulo the bucket
+        # count, equal contiguous ranges (README, "Which shard a key goes to").
+        timeout 600 sysbench oltp_read_only "${SB_COMMON[@]}" --mysql-port="$port" prepare \
+            >"$OUT/prepare-shard$i.log" 2>&1 || die "sysbench prepare failed on shard $i"
+        lo=$((i * BUCKETS / SHARDS)); hi=$(((i + 1) * BUCKETS / SHARDS - 1))
+        shard_sql -e "DELETE FROM sbtest.sbtest1 WHERE CRC32(id) % $BUCKETS NOT BETWEEN $lo AND $hi"
+        log "shard $i on 127.0.0.1:$port (pid ${SHARD_PIDS[-1]}): buckets $lo-$hi, $(shard_sql -e 'SELECT COUNT(*) FROM sbtest.sbtest1') rows"
+    done
+    {
+        echo "[proxy]"
+        echo "listen = \"127.0.0.1:$DBR_PORT\""
+        echo "reactors = $REACTORS"
+        echo "[backend_users]"
+        echo "admin_user = \"$ADMIN_USER\""
+        echo "admin_password = \"$ADMIN_PASS\""
+        echo "[sharding]"
+        echo "buckets = $BUCKETS"
+        echo "[[table]]"
+        echo "name = \"sbtest1\""
+        echo "key = \"id\""
+        echo "key_type = \"int\""
+        for ((i = 0; i < SHARDS; i++)); do
+            echo "[[shard]]"
+            echo "id = $i"
+            echo "master = \"127.0.0.1:${SHARD_PORTS[$i]}\""
+        done
+    } >"$TMP/dbrouter.toml"
+fi
+
 # ---------------------------------------------------------------- haproxy
 cat >"$TMP/haproxy.cfg" <<CFG
 global
@@ -224,9 +298,13 @@ haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 HAP_PID=$!
 
 # ---------------------------------------------------------------- dbrouter
-DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
-    "$DBROUTER_BIN" --listen "127.0.0.1:$DBR_PORT" --backend "127.0.0.1:$MDB_PORT" \
-    --reactors "$REACTORS" >"$TMP/dbrouter.log" 2>&1 &
+if ((SHARDS > 1)); then
+    "$DBROUTER_BIN" --config "$TMP/dbrouter.toml" >"$TMP/dbrouter.log" 2>&1 &
+else
+    DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
+        "$DBROUTER_BIN" --listen "127.0.0.1:$DBR_PORT" --backend "127.0.0.1:$MDB_PORT" \
+        --reactors "$REACTORS" >"$TMP/dbrouter.log" 2>&1 &
+fi
 DBR_PID=$!
 
 wait_sql "$HAP_PORT" "$SB_USER" "$SB_PASS" 20 || { cat "$TMP/haproxy.log" >&2; die "haproxy not answering on $HAP_PORT"; }
@@ -239,7 +317,7 @@ log "haproxy on $HAP_PORT (pid $HAP_PID), dbrouter on $DBR_PORT (pid $DBR_PID, $
 GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo "+dirty-src")
 {
     echo "date_utc=$STAMP git=$GIT_REV ncpu=$NCPU kernel=$(uname -r)"
-    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS"
+    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
     echo "mariadbd=$(root_sql -e 'SELECT VERSION()') haproxy=$(haproxy -v | awk 'NR==1{print $3}') sysbench=$(sysbench --version | awk '{print $2}')"
 } >"$OUT/meta.txt"
 
@@ -293,7 +371,7 @@ run_one() {
     t0=${EPOCHREALTIME/./}
     children_ticks; c0=$CTICKS
     timeout --foreground -k 10 $((secs + 60)) \
-        sysbench "$wl" "${SB_COMMON[@]}" "${PS_ARGS[@]}" --mysql-port="$port" \
+        sysbench "$wl" "${SB_COMMON[@]}" "${SB_EXTRA[@]}" "${PS_ARGS[@]}" --mysql-port="$port" \
         --threads="$thr" --time="$secs" --events=0 --percentile=95 --histogram=off run \
         >"$out" 2>&1
     rc=$?
