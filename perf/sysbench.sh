@@ -333,6 +333,15 @@ proc_ticks() {
     local -a f=($s)
     TICKS=$((f[11] + f[12]))
 }
+# CPU ticks of every database server (the unsharded one and the shards)
+# -> TICKS: with shards, the dbrouter path's server CPU is theirs.
+servers_ticks() {
+    local sum=0 p
+    for p in "$MDB_PID" "${SHARD_PIDS[@]}"; do
+        proc_ticks "$p"; sum=$((sum + TICKS))
+    done
+    TICKS=$sum
+}
 # This shell's waited-for children's CPU (cutime+cstime) -> CTICKS: sysbench's
 # CPU (and timeout's, which is negligible).
 children_ticks() {
@@ -366,7 +375,7 @@ run_one() {
         return
     fi
     local h0 d0 m0 c0 mt0 st0 t0 h1 d1 m1 c1 mt1 st1 t1 rc
-    proc_ticks "$HAP_PID"; h0=$TICKS; proc_ticks "$DBR_PID"; d0=$TICKS; proc_ticks "$MDB_PID"; m0=$TICKS
+    proc_ticks "$HAP_PID"; h0=$TICKS; proc_ticks "$DBR_PID"; d0=$TICKS; servers_ticks; m0=$TICKS
     machine_ticks; mt0=$BUSY st0=$STEAL
     t0=${EPOCHREALTIME/./}
     children_ticks; c0=$CTICKS
@@ -378,7 +387,7 @@ run_one() {
     children_ticks; c1=$CTICKS
     t1=${EPOCHREALTIME/./}
     machine_ticks; mt1=$BUSY st1=$STEAL
-    proc_ticks "$HAP_PID"; h1=$TICKS; proc_ticks "$DBR_PID"; d1=$TICKS; proc_ticks "$MDB_PID"; m1=$TICKS
+    proc_ticks "$HAP_PID"; h1=$TICKS; proc_ticks "$DBR_PID"; d1=$TICKS; servers_ticks; m1=$TICKS
 
     local queries qps tps p95 errs recon status
     queries=$(awk '/^ *queries:/{print $2; exit}' "$out")
