@@ -1,6 +1,7 @@
 //! A loop for profilers (`valgrind --tool=callgrind`, `perf`): scans a point
-//! select, or (`PERF_WHICH=insert`) a 64 KB multi-row INSERT, or
-//! (`PERF_WHICH=sql PERF_SQL=...`) any statement, `PERF_N` times.
+//! select, or the statement in the file `PERF_SQL_FILE`, `PERF_N` times.
+//! (benches/scanner.rs builds the 64 KB INSERT; write one to a file to
+//! profile it here.)
 //!
 //! `cargo build --release --example scanner_loop && valgrind --tool=callgrind target/release/examples/scanner_loop`
 
@@ -13,48 +14,20 @@ fn main() {
         key_type: KeyType::Int,
         missing_key: MissingKey::Error,
     };
-    let s = Schema::new()
+    let schema = Schema::new()
         .with_table("users", sharded("userid"))
         .with_table("orders", sharded("userid"));
     let opts = ScanOptions::new(101119);
-    let point: &[u8] = b"SELECT `users`.`userid`, `users`.`name`, `users`.`email` FROM `users` WHERE `users`.`userid` = 42";
+    let sql = match std::env::var("PERF_SQL_FILE") {
+        Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        Err(_) => b"SELECT `users`.`userid`, `users`.`name`, `users`.`email` FROM `users` WHERE `users`.`userid` = 42".to_vec(),
+    };
     let n: usize = std::env::var("PERF_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let which = std::env::var("PERF_WHICH").unwrap_or_default();
-    let mut insert =
-        b"INSERT INTO orders (userid, id, status, note, total, created_at) VALUES ".to_vec();
-    let mut i = 0u64;
-    while insert.len() < 64 * 1024 - 100 {
-        if i > 0 {
-            insert.push(b',');
-        }
-        insert.extend_from_slice(
-            format!(
-                "({}, {}, 'paid', 'gift wrap, leave at door #{}', {}.{:02}, '2026-11-21 10:{:02}:00')",
-                42 + i % 3,
-                1_000_000 + i,
-                i % 97,
-                i % 500,
-                i % 100,
-                i % 60
-            )
-            .as_bytes(),
-        );
-        i += 1;
-    }
-    let custom = std::env::var("PERF_SQL").unwrap_or_default();
-    let sql: &[u8] = match which.as_str() {
-        "insert" => &insert,
-        "sql" => custom.as_bytes(),
-        _ => point,
-    };
-    let mut routed = 0usize;
-    for _ in 0..n {
-        if analyze(std::hint::black_box(sql), &s, &opts).is_ok() {
-            routed += 1;
-        }
-    }
+    let routed = (0..n)
+        .filter(|_| analyze(std::hint::black_box(&sql), &schema, &opts).is_ok())
+        .count();
     println!("{n} scans, {routed} routed");
 }
