@@ -364,4 +364,16 @@ fn session_state_follows_the_client_to_every_shard() {
         .unwrap()
         .unwrap();
     assert_eq!(direct, 1);
+
+    // The client says goodbye (COM_QUIT): every shard it used hears it, so
+    // none counts an aborted connection.
+    drop(c);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for (index, db) in cluster.shards.iter().enumerate() {
+        let aborted: Option<(String, u64)> = db
+            .root_conn()
+            .query_first("SHOW GLOBAL STATUS LIKE 'Aborted_clients'")
+            .unwrap();
+        assert_eq!(aborted.map(|(_, n)| n), Some(0), "shard {index}");
+    }
 }
