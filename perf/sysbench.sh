@@ -17,6 +17,7 @@
 #                      otherwise sysbench's default, server-side prepared
 #                      statements (binary protocol)
 #   REACTORS [2]       dbrouter --reactors
+#   PIN [true]         dbrouter --pin-cores (false: the kernel places reactors)
 #   RESULTS_DIR [perf/results]
 #   WARMUP [5]         seconds of warm-up per workload and path (0 = none)
 #   OTHERS_MAX [15]    % of the machine used by other processes above which a
@@ -44,6 +45,7 @@ WORKLOADS=${WORKLOADS:-"oltp_point_select oltp_read_only"}
 TABLE_SIZE=${TABLE_SIZE:-100000}
 PS_MODE=${PS_MODE:-default}
 REACTORS=${REACTORS:-2}
+PIN=${PIN:-true}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/perf/results}
 WARMUP=${WARMUP:-5}
 OTHERS_MAX=${OTHERS_MAX:-15}
@@ -299,11 +301,11 @@ HAP_PID=$!
 
 # ---------------------------------------------------------------- dbrouter
 if ((SHARDS > 1)); then
-    "$DBROUTER_BIN" --config "$TMP/dbrouter.toml" >"$TMP/dbrouter.log" 2>&1 &
+    "$DBROUTER_BIN" --config "$TMP/dbrouter.toml" --pin-cores "$PIN" >"$TMP/dbrouter.log" 2>&1 &
 else
     DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
         "$DBROUTER_BIN" --listen "127.0.0.1:$DBR_PORT" --backend "127.0.0.1:$MDB_PORT" \
-        --reactors "$REACTORS" >"$TMP/dbrouter.log" 2>&1 &
+        --reactors "$REACTORS" --pin-cores "$PIN" >"$TMP/dbrouter.log" 2>&1 &
 fi
 DBR_PID=$!
 
@@ -317,7 +319,7 @@ log "haproxy on $HAP_PORT (pid $HAP_PID), dbrouter on $DBR_PORT (pid $DBR_PID, $
 GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo "+dirty-src")
 {
     echo "date_utc=$STAMP git=$GIT_REV ncpu=$NCPU kernel=$(uname -r)"
-    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
+    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
     echo "mariadbd=$(root_sql -e 'SELECT VERSION()') haproxy=$(haproxy -v | awk 'NR==1{print $3}') sysbench=$(sysbench --version | awk '{print $2}')"
 } >"$OUT/meta.txt"
 
@@ -547,7 +549,7 @@ function fmt(v, f) { return (v == "") ? "-" : sprintf(f, v) }
 ' "$CSV" >"$SUMMARY"
 
 echo
-echo "sysbench via direct / haproxy (mode tcp, nbthread 2) / dbrouter (--reactors $REACTORS)," \
+echo "sysbench via direct / haproxy (mode tcp, nbthread 2) / dbrouter (--reactors $REACTORS --pin-cores $PIN)," \
     "TIME=${TIME}s, REPS=$REPS, table_size=$TABLE_SIZE, ps-mode=$PS_MODE, $NCPU vCPU, $(date -u '+%F %H:%M') UTC, git $GIT_REV"
 echo "medians over repetitions; ratios are medians of the per-repetition ratios"
 echo

@@ -38,6 +38,9 @@ struct Args {
     /// Reactor threads (default: one per core; overrides the file).
     #[arg(long)]
     reactors: Option<usize>,
+    /// Pin each reactor to its own core (default: true; overrides the file).
+    #[arg(long, value_name = "BOOL")]
+    pin_cores: Option<bool>,
 }
 
 /// The server version announced when the backend cannot be asked at start.
@@ -62,6 +65,9 @@ fn main() -> ExitCode {
     };
     if let Some(n) = args.reactors {
         config.proxy.reactors = Some(n);
+    }
+    if let Some(pin) = args.pin_cores {
+        config.proxy.pin_cores = pin;
     }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
