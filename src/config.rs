@@ -55,6 +55,54 @@ pub enum PoolMode {
     /// A client keeps one backend connection per shard for its whole session.
     #[default]
     Session,
+    /// A client borrows a backend connection from the pool for one statement
+    /// outside a transaction, or for a whole transaction, then gives it back
+    /// (`[pool]`); state that cannot move pins it (ARCHITECTURE.md).
+    Transaction,
+}
+
+/// `[pool]`: the backend connections of `pool_mode = "transaction"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Backend connections per shard for the whole process (split evenly
+    /// between the reactors, which each own theirs).
+    #[serde(default = "default_pool_max_per_shard")]
+    pub max_per_shard: usize,
+    /// How long a client waits for a connection of an exhausted pool before
+    /// its statement gets an ERR naming the shard.
+    #[serde(default = "default_pool_wait_timeout_ms")]
+    pub wait_timeout_ms: u64,
+    /// Clients one reactor lets wait per shard; more get the ERR at once.
+    #[serde(default = "default_pool_max_waiting")]
+    pub max_waiting: usize,
+    /// An idle connection unused this long is closed.
+    #[serde(default = "default_pool_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// A connection this old is closed when it comes back to the pool.
+    #[serde(default = "default_pool_max_lifetime_ms")]
+    pub max_lifetime_ms: u64,
+    /// A connection idle longer than this is probed before it is lent.
+    #[serde(default = "default_pool_check_after_ms")]
+    pub check_after_ms: u64,
+    /// Prepared statements kept per backend connection (least recently used
+    /// closed first).
+    #[serde(default = "default_pool_statement_cache")]
+    pub statement_cache: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> PoolConfig {
+        PoolConfig {
+            max_per_shard: default_pool_max_per_shard(),
+            wait_timeout_ms: default_pool_wait_timeout_ms(),
+            max_waiting: default_pool_max_waiting(),
+            idle_timeout_ms: default_pool_idle_timeout_ms(),
+            max_lifetime_ms: default_pool_max_lifetime_ms(),
+            check_after_ms: default_pool_check_after_ms(),
+            statement_cache: default_pool_statement_cache(),
+        }
+    }
 }
 
 /// The whole validated configuration.
@@ -66,6 +114,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     #[serde(default)]
     pub backend_users: Option<BackendUsersConfig>,
+    #[serde(default)]
+    pub pool: PoolConfig,
     #[serde(rename = "shard")]
     pub shards: Vec<ShardConfig>,
     /// Buckets and their shards; optional while there is one shard.
@@ -281,6 +331,27 @@ pub enum MissingKeyPolicy {
 fn default_buckets() -> u32 {
     DEFAULT_BUCKETS
 }
+fn default_pool_max_per_shard() -> usize {
+    32
+}
+fn default_pool_wait_timeout_ms() -> u64 {
+    5_000
+}
+fn default_pool_max_waiting() -> usize {
+    10_000
+}
+fn default_pool_idle_timeout_ms() -> u64 {
+    300_000
+}
+fn default_pool_max_lifetime_ms() -> u64 {
+    3_600_000
+}
+fn default_pool_check_after_ms() -> u64 {
+    1_000
+}
+fn default_pool_statement_cache() -> usize {
+    256
+}
 fn default_true() -> bool {
     true
 }
@@ -372,6 +443,7 @@ impl Config {
                 refresh_interval_ms: DEFAULT_USERS_REFRESH_INTERVAL_MS,
                 min_refresh_interval_ms: DEFAULT_USERS_MIN_REFRESH_INTERVAL_MS,
             }),
+            pool: PoolConfig::default(),
             shards: vec![ShardConfig {
                 id: 0,
                 master: backend,
@@ -396,6 +468,19 @@ impl Config {
         }
         if self.proxy.reactors == Some(0) {
             return invalid("proxy.reactors must be at least 1".into());
+        }
+        if self.proxy.pool_mode == PoolMode::Transaction
+            && self.pool.max_per_shard < self.reactor_count()
+        {
+            return invalid(format!(
+                "pool.max_per_shard ({}) must be at least the number of reactors ({}): each \
+                 reactor owns its share of the connections",
+                self.pool.max_per_shard,
+                self.reactor_count()
+            ));
+        }
+        if self.pool.statement_cache == 0 {
+            return invalid("pool.statement_cache must be at least 1".into());
         }
         if self.proxy.buffer_size < 1024 {
             return invalid("proxy.buffer_size must be at least 1024 bytes".into());
@@ -699,6 +784,18 @@ impl Config {
 
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.proxy.handshake_timeout_ms)
+    }
+
+    /// This reactor's share of `pool.max_per_shard` (the first reactors take
+    /// the remainder), so the whole process never exceeds it.
+    pub fn pool_share(&self, reactor: usize) -> usize {
+        let n = self.reactor_count();
+        let max = self.pool.max_per_shard;
+        max / n + usize::from(reactor < max % n)
+    }
+
+    pub fn pool_wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool.wait_timeout_ms)
     }
 
     pub fn connect_timeout(&self) -> Duration {

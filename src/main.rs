@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use clap::Parser;
 
-use dbrouter::config::{Config, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
+use dbrouter::config::{Config, PoolMode, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
 use dbrouter::control::{self, UserDirectory};
 use dbrouter::protocol::consts::caps;
 use dbrouter::reactor::{self, ShardAddr, Shared, MAX_SHARDS};
@@ -41,6 +41,17 @@ struct Args {
     /// Pin each reactor to its own core (default: true; overrides the file).
     #[arg(long, value_name = "BOOL")]
     pin_cores: Option<bool>,
+    /// `session` or `transaction` (see README.md; overrides the file).
+    #[arg(long, value_name = "MODE", value_parser = parse_pool_mode)]
+    pool_mode: Option<PoolMode>,
+}
+
+fn parse_pool_mode(text: &str) -> Result<PoolMode, String> {
+    match text {
+        "session" => Ok(PoolMode::Session),
+        "transaction" => Ok(PoolMode::Transaction),
+        other => Err(format!("{other:?}: expected session or transaction")),
+    }
 }
 
 /// The server version announced when the backend cannot be asked at start.
@@ -68,6 +79,13 @@ fn main() -> ExitCode {
     }
     if let Some(pin) = args.pin_cores {
         config.proxy.pin_cores = pin;
+    }
+    if let Some(mode) = args.pool_mode {
+        config.proxy.pool_mode = mode;
+        if let Err(e) = config.validate() {
+            eprintln!("dbrouter: {e}");
+            return ExitCode::from(2);
+        }
     }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,6 +187,7 @@ fn run(config: Config) -> Result<(), String> {
         server_charset: charset,
         connection_ids: AtomicU32::new(1),
         stopping: AtomicBool::new(false),
+        pins_started: Default::default(),
     });
 
     let cores = if pin {

@@ -14,8 +14,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use mio::net::TcpStream;
+use mio::Token;
 
 use crate::control::BackendLogin;
 use crate::protocol::auth::NATIVE_PASSWORD;
@@ -134,7 +137,79 @@ pub struct Backend {
     /// How many of the session's replayed statements this connection has
     /// run (see `Session::replay`).
     pub applied: usize,
+    /// In transaction mode, the replay list of the session that last held
+    /// this connection: its first `applied` entries are this connection's
+    /// session state, compared with a borrower's (`pool.rs`).
+    pub state: Arc<Vec<Vec<u8>>>,
+    /// When the connection was opened (`pool.max_lifetime_ms`).
+    pub born: Instant,
+    /// The token the socket is registered with (whose events they are).
+    pub token: Option<Token>,
+    /// Statements prepared on this connection, kept for the next borrower
+    /// that prepares the same text (transaction mode).
+    pub cache: StatementCache,
     next_seq: u8,
+}
+
+/// Statements prepared on one backend connection, by text, least recently
+/// used first out (transaction mode: a client's statement ids map to
+/// whichever connection runs them).
+#[derive(Default)]
+pub struct StatementCache {
+    entries: Vec<CachedStatement>,
+    clock: u64,
+}
+
+struct CachedStatement {
+    hash: u64,
+    sql: Arc<[u8]>,
+    id: u32,
+    used: u64,
+}
+
+impl StatementCache {
+    /// The backend id of `sql` here, if prepared.
+    pub fn get(&mut self, hash: u64, sql: &[u8]) -> Option<u32> {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self
+            .entries
+            .iter_mut()
+            .find(|e| e.hash == hash && *e.sql == *sql)?;
+        entry.used = clock;
+        Some(entry.id)
+    }
+
+    /// Notes a statement prepared here. Returns the backend id of the least
+    /// recently used statement pushed out to stay within `capacity`: the
+    /// caller closes it on the server.
+    pub fn insert(&mut self, hash: u64, sql: Arc<[u8]>, id: u32, capacity: usize) -> Option<u32> {
+        self.clock += 1;
+        self.entries.push(CachedStatement {
+            hash,
+            sql,
+            id,
+            used: self.clock,
+        });
+        if self.entries.len() <= capacity {
+            return None;
+        }
+        let oldest = (0..self.entries.len()).min_by_key(|&i| self.entries[i].used)?;
+        Some(self.entries.swap_remove(oldest).id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets everything (the server dropped the statements: reset).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
 }
 
 impl Backend {
@@ -155,8 +230,24 @@ impl Backend {
             server_caps: 0,
             caps: 0,
             applied: 0,
+            state: Arc::default(),
+            born: Instant::now(),
+            token: None,
+            cache: StatementCache::default(),
             next_seq: 0,
         })
+    }
+
+    /// Whether a connection coming back to the pool can be lent again: logged
+    /// in, nothing half-sent or unread, the server still there.
+    pub fn reusable(&self) -> bool {
+        self.mode == Mode::Ready && self.out.is_empty() && self.inbox.is_empty() && !self.hup
+    }
+
+    /// An idle connection about to be lent: false if the server closed it
+    /// or sent something unasked (the ERR of a KILL). One non-blocking read.
+    pub fn probe_idle(&mut self) -> bool {
+        matches!(self.read_inbox(), Io::WouldBlock) && self.inbox.is_empty()
     }
 
     /// True once logged in and not intercepting: reply bytes are relayed.

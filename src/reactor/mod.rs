@@ -14,13 +14,14 @@
 mod backend;
 mod buffer;
 mod listener;
+mod pool;
 mod session;
 mod statements;
 mod timer;
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +38,8 @@ use crate::control::accounts::RefreshRequest;
 use crate::control::UserDirectory;
 use crate::route::scanner::ScanOptions;
 use crate::route::topology::Topology;
+use pool::Pool;
+pub use session::PinReason;
 use session::{Liveness, Session};
 use timer::Timers;
 
@@ -49,6 +52,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 /// Events taken from the kernel per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
+/// How often idle pooled connections are looked at for their timeouts.
+const POOL_SWEEP: Duration = Duration::from_secs(1);
 
 /// What every reactor reads and nobody on the data path writes.
 pub struct Shared {
@@ -69,6 +74,8 @@ pub struct Shared {
     pub connection_ids: AtomicU32,
     /// Set on SIGTERM/SIGINT; reactors stop accepting and drain.
     pub stopping: AtomicBool,
+    /// Pins started, by `PinReason::index` (transaction mode).
+    pub pins_started: [AtomicU64; PinReason::ALL.len()],
 }
 
 impl Shared {
@@ -92,6 +99,9 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// The reactor is shutting down: idle sessions close.
     pub draining: bool,
+    /// This reactor's backend connections between borrowers (transaction
+    /// mode).
+    pub pool: &'a mut Pool,
 }
 
 /// A running reactor, as seen from the main thread.
@@ -119,6 +129,12 @@ pub fn spawn(
         listener: Some(listener),
         sessions: Slab::new(),
         timers: Timers::default(),
+        pool: Pool::new(
+            &shared.config,
+            id,
+            shared.topology.load().shards.shards().len(),
+        ),
+        next_sweep: Instant::now() + POOL_SWEEP,
         shared,
         again: Vec::new(),
         drain_deadline: None,
@@ -153,6 +169,8 @@ struct Reactor {
     listener: Option<mio::net::TcpListener>,
     sessions: Slab<Session>,
     timers: Timers,
+    pool: Pool,
+    next_sweep: Instant,
     shared: Arc<Shared>,
     /// Sessions that stopped at their round limit with work left.
     again: Vec<usize>,
@@ -169,7 +187,13 @@ impl Reactor {
         );
         loop {
             let timeout = if self.again.is_empty() {
-                self.timers.poll_timeout(Instant::now())
+                let timers = self.timers.poll_timeout(Instant::now());
+                if self.pool.enabled {
+                    let sweep = self.next_sweep.saturating_duration_since(Instant::now());
+                    Some(timers.map_or(sweep, |t| t.min(sweep)))
+                } else {
+                    timers
+                }
             } else {
                 Some(Duration::ZERO)
             };
@@ -203,6 +227,16 @@ impl Reactor {
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, now);
             }
+            // Sessions a connection came back for (transaction mode).
+            while !self.pool.woken.is_empty() {
+                for key in std::mem::take(&mut self.pool.woken) {
+                    self.drive(key, now);
+                }
+            }
+            if self.pool.enabled && now >= self.next_sweep {
+                self.pool.sweep(now, self.poll.registry());
+                self.next_sweep = now + POOL_SWEEP;
+            }
             while let Some((key, generation)) = self.timers.pop_expired(now) {
                 self.on_deadline(key, generation, now);
             }
@@ -220,6 +254,7 @@ impl Reactor {
                 }
             }
         }
+        self.pool.close_all(self.poll.registry());
         log::info!("reactor {} stopped", self.id);
     }
 
@@ -230,6 +265,7 @@ impl Reactor {
             timers: &mut self.timers,
             now,
             draining: self.drain_deadline.is_some(),
+            pool: &mut self.pool,
         };
         (ctx, &mut self.sessions)
     }
@@ -268,7 +304,7 @@ impl Reactor {
     fn close(&mut self, key: usize) {
         if self.sessions.contains(key) {
             let mut session = self.sessions.remove(key);
-            session.deregister(self.poll.registry());
+            session.deregister(self.poll.registry(), &mut self.pool);
         }
     }
 
@@ -307,6 +343,7 @@ impl Reactor {
                 timers: &mut self.timers,
                 now,
                 draining: false,
+                pool: &mut self.pool,
             };
             let session = Session::new(key, stream, peer, connection_id, &mut ctx);
             entry.insert(session);

@@ -7,6 +7,8 @@
 //! through would let a client run the wrong statement on the wrong shard.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -25,8 +27,11 @@ pub enum StmtRoute {
 
 #[derive(Debug)]
 pub struct Prepared {
-    /// The statement text, to prepare it on another shard.
-    pub sql: Box<[u8]>,
+    /// The statement text, to prepare it on another shard (or, pooled, on
+    /// another connection).
+    pub sql: Arc<[u8]>,
+    /// A hash of `sql`, to find it in a connection's statement cache.
+    pub hash: u64,
     pub route: StmtRoute,
     pub num_params: u16,
     /// (shard index, the backend's statement id) for each backend that has it.
@@ -68,6 +73,7 @@ impl Statements {
             self.last_id,
             Prepared {
                 sql: sql.into(),
+                hash: text_hash(sql),
                 route,
                 num_params: 0,
                 on: SmallVec::new(),
@@ -106,6 +112,23 @@ impl Statements {
             p.types_on.retain(|s| *s != shard);
         }
     }
+
+    /// Forgets backend statement `id` on `shard` (its connection's cache
+    /// closed it to make room).
+    pub fn forget_backend_id(&mut self, shard: usize, id: u32) {
+        for p in self.by_id.values_mut() {
+            if p.on.contains(&(shard, id)) {
+                p.on.retain(|e| *e != (shard, id));
+                p.types_on.retain(|s| *s != shard);
+            }
+        }
+    }
+}
+
+/// The hash statement caches are keyed by: the same on every reactor and
+/// run (fixed keys), so equal texts from different sessions meet.
+pub fn text_hash(sql: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(sql)
 }
 
 /// Rewrites the statement id of a COM_STMT_* payload in place.

@@ -754,6 +754,7 @@ pub struct ConfigBuilder {
     users: Vec<String>,
     backend_users: Option<(String, String)>,
     proxy: Vec<(String, String)>,
+    pool: Vec<(String, String)>,
 }
 
 impl ConfigBuilder {
@@ -764,6 +765,7 @@ impl ConfigBuilder {
             users: Vec::new(),
             backend_users: None,
             proxy: Vec::new(),
+            pool: Vec::new(),
         }
     }
 
@@ -809,6 +811,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// Sets a `[pool]` key (TOML literal, as for [`ConfigBuilder::set`]).
+    pub fn pool(mut self, key: &str, value: &str) -> ConfigBuilder {
+        self.pool.retain(|(k, _)| k != key);
+        self.pool.push((key.to_string(), value.to_string()));
+        self
+    }
+
     pub fn build(&self) -> String {
         let mut out = String::new();
         writeln!(out, "[proxy]").unwrap();
@@ -823,6 +832,12 @@ impl ConfigBuilder {
         }
         for u in &self.users {
             writeln!(out, "\n{u}").unwrap();
+        }
+        if !self.pool.is_empty() {
+            writeln!(out, "\n[pool]").unwrap();
+            for (k, v) in &self.pool {
+                writeln!(out, "{k} = {v}").unwrap();
+            }
         }
         if let Some((admin, password)) = &self.backend_users {
             writeln!(

@@ -158,6 +158,9 @@ impl Session {
                         if let Some(stmt) = dispatch.stmt.and_then(|s| self.stmts.get_mut(s)) {
                             stmt.on.push((dispatch.shard, backend_id));
                         }
+                        if let Some(id) = dispatch.stmt {
+                            self.cache_statement(ctx, id, backend_id);
+                        }
                         self.disarm_deadline();
                         self.continue_dispatch(ctx, dispatch);
                     }
@@ -248,7 +251,8 @@ impl Session {
                         }
                         // The server reset this connection's session; the
                         // other shards' connections belong to the old user.
-                        self.forget_session_state(ctx);
+                        self.forget_session_state(ctx, false);
+                        self.set_pool_key();
                         self.send_ok(reply_seq, status);
                     }
                     Step::Failed(BackendFailure::Refused {
@@ -293,6 +297,7 @@ impl Session {
                 return; // the rest of the OK is on its way
             }
             let payload = &mut unscanned[HEADER_LEN..];
+            let mut cached = None;
             match self.stmts.get_mut(client_id) {
                 Some(stmt) if payload[0] == 0x00 => {
                     let backend_id =
@@ -300,12 +305,24 @@ impl Session {
                     stmt.num_params = u16::from_le_bytes([payload[7], payload[8]]);
                     stmt.on.push((self.active, backend_id));
                     set_statement_id(payload, client_id);
+                    cached = Some(backend_id);
                 }
                 _ => {
                     self.stmts.remove(client_id);
                 }
             }
             *prepared = None;
+            if let (Some(backend_id), true) = (cached, ctx.pool.enabled) {
+                let capacity = ctx.shared.config.pool.statement_cache;
+                pooled::cache_statement(
+                    self.back.as_mut(),
+                    &mut self.stmts,
+                    self.active,
+                    capacity,
+                    client_id,
+                    backend_id,
+                );
+            }
         }
         let unscanned = &self.front_out.data()[self.out_ready..];
         let scan = match tracker.scan(unscanned) {
@@ -331,10 +348,18 @@ impl Session {
                 }
                 // An error may have stopped a multi-statement before its SET
                 // parts ran: only a clean reply is known to have run them.
-                if !record.is_empty() && !tracker.ended_with_error() {
-                    self.replay.append(record);
+                let ok = !tracker.ended_with_error();
+                if !record.is_empty() && ok {
+                    Arc::make_mut(&mut self.replay).append(record);
                     if let Some(back) = self.back.as_mut() {
                         back.applied = self.replay.len();
+                    }
+                }
+                if ctx.pool.enabled {
+                    let effects = std::mem::take(&mut self.effects);
+                    for reason in self.pins.apply(&effects, ok) {
+                        ctx.shared.pins_started[reason.index()].fetch_add(1, Ordering::Relaxed);
+                        log::debug!("session {}: pinned ({})", self.key, reason.name());
                     }
                 }
                 if request.is_some() {
@@ -462,16 +487,29 @@ impl Session {
         };
         let at = ctx.now + ctx.shared.config.connect_timeout();
         self.arm_deadline(ctx, at);
-        let mut back = Backend::connect(target)?;
-        ctx.registry
-            .register(
-                &mut back.stream,
-                back_token(self.key, self.active),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| BackendFailure::Connect(e.to_string()))?;
-        self.back = Some(back);
-        Ok(())
+        let token = back_token(self.key, self.active);
+        let opened = Backend::connect(target).and_then(|mut back| {
+            ctx.registry
+                .register(
+                    &mut back.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(|e| BackendFailure::Connect(e.to_string()))?;
+            back.token = Some(token);
+            Ok(back)
+        });
+        match opened {
+            Ok(back) => {
+                self.back = Some(back);
+                Ok(())
+            }
+            Err(e) => {
+                // Its place in the pool was taken for it.
+                ctx.pool.closed(self.active);
+                Err(e)
+            }
+        }
     }
 
     /// Makes shard `shard`'s backend the active one (parking the current).
@@ -504,6 +542,7 @@ impl Session {
                 _ => {
                     if let Some(mut back) = self.parked[shard].take() {
                         let _ = ctx.registry.deregister(&mut back.stream);
+                        ctx.pool.closed(shard);
                         self.stmts.forget_shard(shard);
                         self.back_lost = Some(format!(
                             "{}: connection closed while it was idle",
@@ -521,6 +560,7 @@ impl Session {
         match self.back.take() {
             Some(mut back) => {
                 let _ = ctx.registry.deregister(&mut back.stream);
+                ctx.pool.closed(self.active);
                 back.target
             }
             None => ctx.shared.shard_addr(self.active),

@@ -124,6 +124,21 @@ pub(super) fn route_uncertain(
     agreed.ok_or(RouteError::UnknownSqlMode)
 }
 
+/// A replayed session statement that changes the current database:
+/// COM_INIT_DB, or a COM_QUERY `USE db`.
+pub(super) fn is_database_change(entry: &[u8]) -> bool {
+    match entry.split_first() {
+        Some((&com::COM_INIT_DB, _)) => true,
+        Some((&com::COM_QUERY, sql)) => {
+            let sql = sql.trim_ascii_start();
+            sql.len() > 3
+                && sql[..3].eq_ignore_ascii_case(b"use")
+                && (sql[3].is_ascii_whitespace() || sql[3] == b'`')
+        }
+        _ => false,
+    }
+}
+
 pub(super) fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
@@ -184,6 +199,10 @@ impl Session {
     /// Called again after each of those steps completes.
     pub(super) fn continue_dispatch(&mut self, ctx: &mut Ctx<'_>, mut dispatch: Dispatch) {
         self.switch_to(dispatch.shard);
+        if self.back.is_none() && ctx.pool.enabled {
+            self.borrow_backend(ctx, dispatch);
+            return;
+        }
         if self.back.is_none() {
             let topology = ctx.shared.topology.load();
             self.phase = Phase::Opening(dispatch);
@@ -226,6 +245,12 @@ impl Session {
                 self.abandon(&dispatch, &bytes);
                 return;
             };
+            if stmt.backend_id(dispatch.shard).is_none() {
+                // Transaction mode: this connection may have it already.
+                if let Some(id) = back.cache.get(stmt.hash, &stmt.sql) {
+                    stmt.on.push((dispatch.shard, id));
+                }
+            }
             let Some(backend_id) = stmt.backend_id(dispatch.shard) else {
                 // First use on this shard: prepare it there, then come back.
                 let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
@@ -439,8 +464,12 @@ impl Session {
             ref other => other.expect(),
         };
         let here = self.transaction_shard().unwrap_or(self.active);
+        self.effects = Effects::default();
         let (shard, record, opens_transaction) = match command {
             Command::Query(sql) => {
+                if ctx.pool.enabled {
+                    self.effects = pins::effects(sql);
+                }
                 let topology = ctx.shared.topology.load();
                 let routed = match self.scan {
                     Some(opts) => route_query(sql, &topology, &opts),
@@ -493,7 +522,7 @@ impl Session {
             // Session state the other backends must get too.
             Command::InitDb(_) | Command::SetOption(_) => (here, vec![payload.to_vec()], false),
             Command::ResetConnection => {
-                self.forget_session_state(ctx);
+                self.forget_session_state(ctx, true);
                 (self.active, Vec::new(), false)
             }
             // Executing a prepared statement reads or writes tables: the
@@ -626,6 +655,18 @@ impl Session {
                     stmt.types = Some(types);
                     stmt.types_on.clear();
                 }
+                // A cursor keeps the statement's connection until it is
+                // reset or closed; long data is used up by this execute.
+                let cursor = self
+                    .front_in
+                    .data()
+                    .get(HEADER_LEN + 5)
+                    .is_some_and(|f| *f != 0);
+                self.pins.cursors.retain(|c| *c != id);
+                if cursor {
+                    self.pins.cursors.push(id);
+                }
+                self.pins.long_data.retain(|c| *c != id);
                 dispatch.shard = shard;
                 dispatch.expect = Some(Expect::Execute);
                 dispatch.opens_transaction = true;
@@ -646,6 +687,10 @@ impl Session {
                     );
                 };
                 stmt.long_data_refused = false;
+                if let StatementCommand::Reset(_) = command {
+                    self.pins.cursors.retain(|c| *c != id);
+                    self.pins.long_data.retain(|c| *c != id);
+                }
                 dispatch.shard = stmt.last_shard.unwrap_or(match stmt.route {
                     StmtRoute::Fixed(shard) => shard,
                     _ => here,
@@ -671,12 +716,21 @@ impl Session {
                         return true;
                     }
                 }
+                if !self.pins.long_data.contains(&id) {
+                    self.pins.long_data.push(id);
+                }
                 dispatch.stmt = Some(id);
             }
             StatementCommand::Close(id) => {
                 // No reply. Closed on every backend that has it; a parked
                 // backend sends it before its next command.
-                if let Some(stmt) = self.stmts.remove(id) {
+                self.pins.cursors.retain(|c| *c != id);
+                self.pins.long_data.retain(|c| *c != id);
+                let removed = self.stmts.remove(id);
+                // In transaction mode the backend statements belong to their
+                // connections' caches, shared by every client with the same
+                // text: they stay (bounded by pool.statement_cache).
+                if let Some(stmt) = removed.filter(|_| !ctx.pool.enabled) {
                     for (shard, backend_id) in stmt.on {
                         let back = if shard == self.active {
                             self.back.as_mut()
@@ -773,16 +827,31 @@ impl Session {
     /// COM_RESET_CONNECTION: the session starts over. The other shards'
     /// connections hold the old state, so they are closed (reopened fresh
     /// when needed); the active one is reset by the server.
-    pub(super) fn forget_session_state(&mut self, ctx: &mut Ctx<'_>) {
-        for slot in self.parked.iter_mut() {
+    pub(super) fn forget_session_state(&mut self, ctx: &mut Ctx<'_>, keep_database: bool) {
+        for (shard, slot) in self.parked.iter_mut().enumerate() {
             if let Some(mut back) = slot.take() {
                 let _ = ctx.registry.deregister(&mut back.stream);
+                ctx.pool.closed(shard);
             }
         }
-        self.replay.clear();
+        // The server keeps the current database through a reset (not
+        // through a change of user): so does the replay list.
+        let database = keep_database
+            .then(|| {
+                self.replay
+                    .iter()
+                    .rev()
+                    .find(|e| is_database_change(e))
+                    .cloned()
+            })
+            .flatten();
+        self.replay = Arc::new(database.into_iter().collect());
         self.stmts.clear();
+        self.pins.clear();
         if let Some(back) = self.back.as_mut() {
-            back.applied = 0;
+            back.applied = self.replay.len();
+            // The server dropped this connection's statements too.
+            back.cache.clear();
         }
         self.transaction = Transaction::None;
         self.scan = Some(ctx.shared.scan);

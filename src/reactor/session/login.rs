@@ -227,6 +227,34 @@ impl Session {
         let shards = topology.shards.shards().len();
         self.parked = (0..shards).map(|_| None).collect();
         self.active = topology.shards.default_shard().index;
+        self.set_pool_key();
+        if ctx.pool.enabled {
+            // Transaction mode: a pooled connection logged in alike proves
+            // what a login would (the account, the database); with none
+            // free the client is let in on the proxy's own check, and the
+            // server's verdict comes with its first statement.
+            let lent = self.pool_key.clone().map(|key| {
+                ctx.pool
+                    .lend(self.active, &key, self.key, ctx.now, ctx.registry)
+            });
+            match lent.unwrap_or(Lend::Open) {
+                Lend::Idle(back) => {
+                    if self.adopt(ctx, back) {
+                        self.send_ok(reply_seq, self.last_status);
+                        self.phase = Phase::Idle;
+                        return;
+                    }
+                    // Its state did not fit: log in on a new one.
+                }
+                Lend::Open => {}
+                Lend::Wait | Lend::Exhausted => {
+                    ctx.pool.forget_waiter(self.active, self.key);
+                    self.send_ok(reply_seq, self.last_status);
+                    self.phase = Phase::Idle;
+                    return;
+                }
+            }
+        }
         self.phase = Phase::BackendLogin { reply_seq };
         if let Err(e) = self.open_backend(ctx, &topology) {
             self.backend_failed(ctx, e, reply_seq);
@@ -295,6 +323,24 @@ impl Session {
         request: ChangeUserRequest,
         reply_seq: u8,
     ) {
+        if self.back.is_none() && ctx.pool.enabled {
+            // Transaction mode between transactions: no connection to
+            // change; the next statement borrows one logged in as the new
+            // user (the server's verdict on the account comes then).
+            self.client.database = Some(request.database).filter(|d| !d.is_empty());
+            if let Ok(charset) = u8::try_from(request.charset) {
+                self.client.charset = charset;
+            }
+            self.client.user = user;
+            self.login = Some(login);
+            self.forget_session_state(ctx, false);
+            self.transaction = Transaction::None;
+            self.set_pool_key();
+            self.last_status &= !status::SERVER_STATUS_IN_TRANS;
+            self.send_ok(reply_seq, self.last_status);
+            self.phase = Phase::Idle;
+            return;
+        }
         let Some(back) = self.back.as_mut() else {
             let cause = self
                 .back_lost

@@ -36,6 +36,8 @@
 //! `backends.rs` moves bytes to and from backends and handles their failures.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -58,12 +60,18 @@ use crate::route::value::KeyValue;
 
 use super::backend::{Backend, BackendFailure, LoginRequest, ShardAddr, Step};
 use super::buffer::{Buffer, Io};
+use super::pool::{Lend, Pool, PoolKey};
 use super::statements::{set_statement_id, Statements, StmtRoute};
 use super::{back_token, Ctx};
 
 mod backends;
 mod dispatch;
 mod login;
+mod pins;
+mod pooled;
+
+pub use pins::PinReason;
+use pins::{Effects, Pins};
 
 use dispatch::{Dispatch, Prelude};
 use login::{ChangeUserRequest, PendingAuth};
@@ -115,6 +123,9 @@ enum Phase {
     BackendLogin { reply_seq: u8 },
     /// Opening the backend a client command needs (another shard).
     Opening(Dispatch),
+    /// Transaction mode: the shard's pool is in use; queued until a
+    /// connection comes back or `pool.wait_timeout_ms` passes.
+    Waiting(Dispatch),
     /// Bringing that backend up to date before the command: replaying
     /// session statements, or the deferred BEGIN. Replies read by us.
     Prelude(Dispatch, Prelude),
@@ -175,8 +186,17 @@ pub struct Session {
     /// Session statements (COM_QUERY SET/USE, COM_INIT_DB, COM_SET_OPTION
     /// payloads) in order: every backend applies them all before running a
     /// command (`Backend::applied` counts how many it has).
-    replay: Vec<Vec<u8>>,
+    /// Shared with the pooled connections that ran it (transaction mode),
+    /// which compare it with their next borrower's.
+    replay: Arc<Vec<Vec<u8>>>,
     transaction: Transaction,
+    /// State that keeps the client on its connection (transaction mode).
+    pins: Pins,
+    /// What the command being relayed does to `pins`, applied at its end.
+    effects: Effects,
+    /// What backend connections for this client log in with (transaction
+    /// mode: which pooled connections it may borrow).
+    pool_key: Option<PoolKey>,
     /// The server status of the last reply, for replies the proxy makes.
     last_status: u16,
     /// Prepared statements, by the ids the client sees.
@@ -219,8 +239,11 @@ impl Session {
             parked: Vec::new(),
             parked_events: false,
             back_lost: None,
-            replay: Vec::new(),
+            replay: Arc::default(),
             transaction: Transaction::None,
+            pins: Pins::default(),
+            effects: Effects::default(),
+            pool_key: None,
             last_status: status::SERVER_STATUS_AUTOCOMMIT,
             stmts: Statements::default(),
             scan: Some(ctx.shared.scan),
@@ -283,11 +306,23 @@ impl Session {
         matches!(self.phase, Phase::AwaitUsers(_))
     }
 
-    /// Unregisters every socket; dropping the session closes them.
-    pub fn deregister(&mut self, registry: &Registry) {
+    /// Unregisters every socket; dropping the session closes them. A
+    /// pooled connection still held goes too (it may be mid-transaction):
+    /// its place in the pool is freed.
+    pub fn deregister(&mut self, registry: &Registry, pool: &mut Pool) {
         let _ = registry.deregister(&mut self.front);
-        for back in self.back.iter_mut().chain(self.parked.iter_mut().flatten()) {
+        if let Some(back) = self.back.as_mut() {
             let _ = registry.deregister(&mut back.stream);
+            pool.closed(self.active);
+        }
+        for (shard, slot) in self.parked.iter_mut().enumerate() {
+            if let Some(back) = slot.as_mut() {
+                let _ = registry.deregister(&mut back.stream);
+                pool.closed(shard);
+            }
+        }
+        if let Phase::Waiting(dispatch) = &self.phase {
+            pool.forget_waiter(dispatch.shard, self.key);
         }
     }
 
@@ -306,6 +341,7 @@ impl Session {
             Phase::Opening(_) | Phase::Prelude(..) => {
                 self.backend_failed(ctx, BackendFailure::Timeout, 1)
             }
+            Phase::Waiting(_) => self.pool_timed_out(ctx),
             // A client that does not finish logging in (B8): closed, as
             // the server closes it after connect_timeout.
             _ => return Liveness::Closed,
@@ -369,6 +405,11 @@ impl Session {
 
             // 4. Whatever the phase can do with the bytes held.
             progress |= self.advance(ctx);
+
+            // 5. Transaction mode: done with the backend? Back to the pool.
+            if ctx.pool.enabled {
+                self.release_backends(ctx);
+            }
 
             if !progress {
                 return Liveness::Alive;
@@ -465,6 +506,7 @@ impl Session {
                 }
             }
             Phase::ChangeUserSwitch { .. } => self.on_change_user_switch_response(ctx),
+            Phase::Waiting(_) => self.retry_waiting(ctx),
             Phase::Opening(_) | Phase::Prelude(..) => false,
             Phase::Relay { .. }
             | Phase::BackendLogin { .. }

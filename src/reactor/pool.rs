@@ -1,0 +1,256 @@
+//! The backend connections of `pool_mode = "transaction"`, one pool per
+//! reactor (each reactor owns its sockets; nothing here is shared).
+//!
+//! A session borrows a connection for one statement outside a transaction,
+//! or for a whole transaction, and gives it back when its reply is done
+//! (`Session::release_backends`). Connections are grouped by everything that
+//! was fixed at their login (user, database, character set, capabilities):
+//! a connection is only lent to a session that would have logged in alike.
+//! What a session changed later (SET, USE) travels with the connection as
+//! the list of statements it ran (`Backend::state`), so a borrower with the
+//! same list runs nothing extra, one whose list extends it runs only the
+//! rest, and one with a different list gets a fresh connection.
+//!
+//! Each reactor may open its share of `pool.max_per_shard`
+//! (`Config::pool_share`), so the process never exceeds the maximum and no
+//! lock is taken. A session finding its reactor's share in use waits in a
+//! bounded queue and is woken when a connection comes back, or gets an ERR
+//! naming the shard after `pool.wait_timeout_ms`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use mio::Registry;
+
+use crate::config::Config;
+use crate::protocol::consts::com::COM_QUIT;
+
+use super::backend::Backend;
+
+/// What a backend connection was logged in with: connections are lent only
+/// to sessions that would log in alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKey {
+    pub user: Vec<u8>,
+    pub database: Option<Vec<u8>>,
+    pub charset: u8,
+    pub caps: u32,
+}
+
+/// An idle connection and when it was given back.
+struct Idle {
+    back: Backend,
+    since: Instant,
+}
+
+struct Group {
+    key: PoolKey,
+    /// Most recently returned last: lending the warmest one keeps the others
+    /// idle long enough to be closed when the load drops.
+    idle: Vec<Idle>,
+}
+
+#[derive(Default)]
+struct ShardPool {
+    groups: Vec<Group>,
+    /// Connections of this shard this reactor holds: idle, lent or opening.
+    open: usize,
+    /// Session keys waiting for a connection, oldest first.
+    waiters: VecDeque<usize>,
+}
+
+/// What `Pool::lend` found. Returned once per borrow and moved straight
+/// into the session: boxing the connection would cost an allocation each
+/// time for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Lend {
+    /// An idle connection, ready for the session to register.
+    Idle(Backend),
+    /// None idle, but the session may open one (counted already).
+    Open,
+    /// The reactor's share is in use: wait (the session is queued).
+    Wait,
+    /// The share is in use and the queue is full.
+    Exhausted,
+}
+
+pub struct Pool {
+    /// Only `pool_mode = "transaction"` lends connections; in session mode
+    /// the pool stays empty and counts nothing.
+    pub enabled: bool,
+    shards: Vec<ShardPool>,
+    share: usize,
+    max_waiting: usize,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
+    check_after: Duration,
+    /// Sessions to drive because a connection came back for them.
+    pub woken: Vec<usize>,
+}
+
+impl Pool {
+    pub fn new(config: &Config, reactor: usize, shards: usize) -> Pool {
+        let pool = &config.pool;
+        Pool {
+            enabled: config.proxy.pool_mode == crate::config::PoolMode::Transaction,
+            shards: (0..shards).map(|_| ShardPool::default()).collect(),
+            share: config.pool_share(reactor),
+            max_waiting: pool.max_waiting,
+            idle_timeout: Duration::from_millis(pool.idle_timeout_ms),
+            max_lifetime: Duration::from_millis(pool.max_lifetime_ms),
+            check_after: Duration::from_millis(pool.check_after_ms),
+            woken: Vec::new(),
+        }
+    }
+
+    /// A connection of `shard` for a session logged in as `key`: an idle
+    /// one if there is one, else the right to open one, else a place in the
+    /// queue. Idle connections with another key are closed to make room.
+    pub fn lend(
+        &mut self,
+        shard: usize,
+        key: &PoolKey,
+        session: usize,
+        now: Instant,
+        registry: &Registry,
+    ) -> Lend {
+        let Some(pool) = self.shards.get_mut(shard) else {
+            return Lend::Open;
+        };
+        if let Some(group) = pool.groups.iter_mut().find(|g| g.key == *key) {
+            while let Some(idle) = group.idle.pop() {
+                let mut back = idle.back;
+                // A connection idle a while may have been closed by the
+                // server (wait_timeout, KILL, restart): one non-blocking read
+                // tells, without a round trip. Silence means alive.
+                if now.duration_since(idle.since) >= self.check_after && !back.probe_idle() {
+                    log::debug!("pool: {} closed while idle; dropped", back.target);
+                    retire(&mut back, registry);
+                    pool.open -= 1;
+                    continue;
+                }
+                return Lend::Idle(back);
+            }
+        }
+        if pool.open < self.share {
+            pool.open += 1;
+            return Lend::Open;
+        }
+        // Room taken by connections logged in for others: close one.
+        if let Some(group) = pool.groups.iter_mut().find(|g| !g.idle.is_empty()) {
+            if let Some(mut idle) = group.idle.pop() {
+                retire(&mut idle.back, registry);
+                return Lend::Open; // its count passes to the new one
+            }
+        }
+        if pool.waiters.len() >= self.max_waiting {
+            return Lend::Exhausted;
+        }
+        if !pool.waiters.contains(&session) {
+            pool.waiters.push_back(session);
+        }
+        Lend::Wait
+    }
+
+    /// A connection comes back after a session's statement or transaction.
+    /// It is kept if it is healthy and not too old, else closed.
+    pub fn give_back(
+        &mut self,
+        shard: usize,
+        key: &PoolKey,
+        back: Backend,
+        now: Instant,
+        registry: &Registry,
+    ) {
+        let Some(pool) = self.shards.get_mut(shard) else {
+            return;
+        };
+        let mut back = back;
+        if !back.reusable() || now.duration_since(back.born) >= self.max_lifetime {
+            retire(&mut back, registry);
+            pool.open -= 1;
+        } else {
+            let idle = Idle { back, since: now };
+            match pool.groups.iter_mut().find(|g| g.key == *key) {
+                Some(group) => group.idle.push(idle),
+                None => pool.groups.push(Group {
+                    key: key.clone(),
+                    idle: vec![idle],
+                }),
+            }
+        }
+        if let Some(waiter) = pool.waiters.pop_front() {
+            self.woken.push(waiter);
+        }
+    }
+
+    /// A lent (or opening) connection was closed by its session.
+    pub fn closed(&mut self, shard: usize) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(pool) = self.shards.get_mut(shard) {
+            pool.open = pool.open.saturating_sub(1);
+            if let Some(waiter) = pool.waiters.pop_front() {
+                self.woken.push(waiter);
+            }
+        }
+    }
+
+    /// Closes connections idle longer than `idle_timeout` or older than
+    /// `max_lifetime`. Called from the reactor loop now and then.
+    pub fn sweep(&mut self, now: Instant, registry: &Registry) {
+        for pool in &mut self.shards {
+            for group in &mut pool.groups {
+                let before = group.idle.len();
+                group.idle.retain_mut(|idle| {
+                    let keep = now.duration_since(idle.since) < self.idle_timeout
+                        && now.duration_since(idle.back.born) < self.max_lifetime;
+                    if !keep {
+                        retire(&mut idle.back, registry);
+                    }
+                    keep
+                });
+                pool.open -= before - group.idle.len();
+            }
+            pool.groups.retain(|g| !g.idle.is_empty());
+        }
+    }
+
+    /// Idle connections held, all shards (for logs and tests).
+    pub fn idle_count(&self) -> usize {
+        self.shards
+            .iter()
+            .flat_map(|p| &p.groups)
+            .map(|g| g.idle.len())
+            .sum()
+    }
+
+    /// Closes every idle connection (the reactor stops).
+    pub fn close_all(&mut self, registry: &Registry) {
+        for pool in &mut self.shards {
+            for group in pool.groups.drain(..) {
+                for mut idle in group.idle {
+                    retire(&mut idle.back, registry);
+                }
+            }
+        }
+    }
+
+    /// Stops waiting: the session got its connection, gave up or left.
+    pub fn forget_waiter(&mut self, shard: usize, session: usize) {
+        if let Some(pool) = self.shards.get_mut(shard) {
+            pool.waiters.retain(|&k| k != session);
+        }
+    }
+}
+
+/// Closes a connection the pool no longer wants, saying goodbye first so
+/// the server does not count an aborted connection. Five bytes into an idle
+/// socket: the write does not block.
+fn retire(back: &mut Backend, registry: &Registry) {
+    if back.reusable() {
+        let _ = std::io::Write::write(&mut back.stream, &[1, 0, 0, 0, COM_QUIT]);
+    }
+    let _ = registry.deregister(&mut back.stream);
+}

@@ -1,0 +1,392 @@
+//! `pool_mode = "transaction"` against a real MariaDB: few backend
+//! connections serve many clients, a client never sees another's session
+//! state, an exhausted pool answers with an ERR naming the shard, and
+//! prepared statements do not pile up on the server.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql::prelude::*;
+use mysql::Conn;
+
+/// A proxy in transaction mode with `max` backend connections for the
+/// whole process, over `reactors` reactors.
+fn pooled_proxy(db: &MariaDb, reactors: usize, max: usize, extra: &[(&str, &str)]) -> Dbrouter {
+    let mut config = standard_config(db)
+        .set("pool_mode", "\"transaction\"")
+        .set("reactors", &reactors.to_string())
+        .pool("max_per_shard", &max.to_string());
+    for (k, v) in extra {
+        config = config.pool(k, v);
+    }
+    Dbrouter::start(&config.build())
+}
+
+/// Backend connections the app user holds on the server now.
+fn app_connections(admin: &mut Conn) -> usize {
+    admin
+        .query_first::<usize, _>(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'",
+        )
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// Samples the app user's backend connections until `stop`; returns the
+/// most seen.
+fn watch_connections(db: &MariaDb, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
+    let mut admin = db.root_conn();
+    thread::spawn(move || {
+        let mut most = 0;
+        while !stop.load(Ordering::Relaxed) {
+            most = most.max(app_connections(&mut admin));
+            thread::sleep(Duration::from_millis(5));
+        }
+        most
+    })
+}
+
+/// A small deterministic generator (xorshift), so a failing run can be
+/// replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn many_clients_share_a_few_backend_connections() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.events (client INT, n INT)");
+    const MAX: usize = 4;
+    let proxy = pooled_proxy(&db, 2, MAX, &[("wait_timeout_ms", "20000")]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_connections(&db, stop.clone());
+    let statements = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..60)
+        .map(|client| {
+            let target = proxy.target();
+            let statements = statements.clone();
+            thread::spawn(move || {
+                let mut conn = target.conn();
+                let stmt = conn.prep("SELECT ? + 1").unwrap();
+                for n in 0..20 {
+                    let got: Option<i64> = conn.exec_first(&stmt, (client * 100 + n,)).unwrap();
+                    assert_eq!(got, Some(client * 100 + n + 1));
+                    let mut tx = conn.start_transaction(Default::default()).unwrap();
+                    tx.exec_drop("INSERT INTO events VALUES (?, ?)", (client, n))
+                        .unwrap();
+                    let mine: Option<i64> = tx
+                        .exec_first("SELECT COUNT(*) FROM events WHERE client = ?", (client,))
+                        .unwrap();
+                    assert_eq!(mine, Some(n + 1), "client {client} sees its own rows");
+                    tx.commit().unwrap();
+                    statements.fetch_add(5, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client failed");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    let rows: Option<i64> = db
+        .root_conn()
+        .query_first("SELECT COUNT(*) FROM app.events")
+        .unwrap();
+    assert_eq!(rows, Some(60 * 20));
+    eprintln!(
+        "60 clients, {} statements, at most {most} backend connections (max {MAX})",
+        statements.load(Ordering::Relaxed)
+    );
+    assert!((1..=MAX).contains(&most), "{most} backend connections");
+}
+
+/// One client's view of its session, as the server should keep it.
+#[derive(Default, Clone)]
+struct Model {
+    time_zone: Option<String>,
+    database: Option<String>,
+    user_variable: Option<i64>,
+    temporary: Option<i64>,
+}
+
+#[test]
+fn randomized_clients_never_see_each_others_state() {
+    let db = MariaDb::start();
+    db.sql(
+        "CREATE DATABASE app2; GRANT ALL ON app2.* TO 'app'@'%'; \
+         CREATE TABLE app.owner (client INT PRIMARY KEY); \
+         CREATE TABLE app2.owner (client INT PRIMARY KEY)",
+    );
+    let proxy = pooled_proxy(&db, 2, 4, &[("wait_timeout_ms", "30000")]);
+    const CLIENTS: u64 = 24;
+    const STEPS: u64 = 60;
+    let seed = 0x5eed_u64;
+    let checks = Arc::new(AtomicUsize::new(0));
+    let runs: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let target = proxy.target();
+            let checks = checks.clone();
+            thread::spawn(move || {
+                let mut rng = Rng(seed ^ (client + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let mut conn = target.conn();
+                let mut model = Model::default();
+                let mut stmt = conn.prep("SELECT ? * 2").unwrap();
+                let check = |ok: bool, what: &str| {
+                    assert!(ok, "client {client} (seed {seed:#x}): {what}");
+                    checks.fetch_add(1, Ordering::Relaxed);
+                };
+                for step in 0..STEPS {
+                    match rng.below(8) {
+                        0 => {
+                            let tz = format!("+{:02}:00", (client + step) % 13);
+                            conn.query_drop(format!("SET time_zone = '{tz}'")).unwrap();
+                            model.time_zone = Some(tz);
+                        }
+                        1 => {
+                            let db = if rng.below(2) == 0 { "app" } else { "app2" };
+                            conn.query_drop(format!("USE {db}")).unwrap();
+                            model.database = Some(db.into());
+                        }
+                        2 if model.user_variable.is_none() && model.temporary.is_none() => {
+                            // Pins the connection until the reset below.
+                            let v = (client * 1000 + step) as i64;
+                            conn.query_drop(format!("SET @mine = {v}")).unwrap();
+                            model.user_variable = Some(v);
+                        }
+                        3 if model.temporary.is_none() && model.user_variable.is_none() => {
+                            let v = (client * 1000 + step) as i64;
+                            conn.query_drop("CREATE TEMPORARY TABLE app.scratch (v BIGINT)")
+                                .unwrap();
+                            conn.query_drop(format!("INSERT INTO app.scratch VALUES ({v})"))
+                                .unwrap();
+                            model.temporary = Some(v);
+                        }
+                        4 if model.user_variable.is_some() || model.temporary.is_some() => {
+                            // COM_RESET_CONNECTION: the server forgets it all
+                            // but the current database, and its statements.
+                            conn.reset().unwrap();
+                            model = Model {
+                                database: model.database.clone(),
+                                ..Model::default()
+                            };
+                            stmt = conn.prep("SELECT ? * 2").unwrap();
+                        }
+                        5 => {
+                            let mut tx = conn.start_transaction(Default::default()).unwrap();
+                            tx.exec_drop(
+                                "INSERT INTO app.owner VALUES (?)",
+                                (client * 1000 + step,),
+                            )
+                            .unwrap();
+                            let n: Option<i64> = tx
+                                .exec_first(
+                                    "SELECT COUNT(*) FROM app.owner WHERE client = ?",
+                                    (client * 1000 + step,),
+                                )
+                                .unwrap();
+                            check(n == Some(1), "sees its row in its transaction");
+                            tx.rollback().unwrap();
+                        }
+                        _ => {
+                            let x = rng.below(1000) as i64;
+                            let got: Option<i64> = conn.exec_first(&stmt, (x,)).unwrap();
+                            check(got == Some(2 * x), "its prepared statement");
+                        }
+                    }
+                    // After every step, everything the client set is still
+                    // its own.
+                    let (tz, database): (String, Option<String>) = conn
+                        .query_first("SELECT @@session.time_zone, DATABASE()")
+                        .unwrap()
+                        .unwrap();
+                    let want_tz = model.time_zone.clone().unwrap_or_else(|| "SYSTEM".into());
+                    check(tz == want_tz, &format!("time_zone {tz}, wanted {want_tz}"));
+                    let want_db = model.database.clone().unwrap_or_else(|| "app".into());
+                    check(
+                        database.as_deref() == Some(want_db.as_str()),
+                        &format!("database {database:?}, wanted {want_db}"),
+                    );
+                    let var: Option<i64> = conn.query_first("SELECT @mine").unwrap().flatten();
+                    check(var == model.user_variable, &format!("@mine {var:?}"));
+                    let temp: mysql::Result<Option<i64>> =
+                        conn.query_first("SELECT v FROM app.scratch");
+                    match model.temporary {
+                        Some(v) => check(temp.ok().flatten() == Some(v), "its temporary table"),
+                        None => check(temp.is_err(), "no temporary table of another client"),
+                    }
+                    let rows: Option<i64> =
+                        conn.query_first("SELECT COUNT(*) FROM app.owner").unwrap();
+                    check(rows == Some(0), "no uncommitted row of another client");
+                }
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().expect("client failed");
+    }
+    eprintln!(
+        "{CLIENTS} clients x {STEPS} steps through 4 backend connections: {} checks passed",
+        checks.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn an_exhausted_pool_answers_with_an_error_naming_the_shard() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.t (a INT)");
+    let proxy = pooled_proxy(&db, 1, 1, &[("wait_timeout_ms", "300")]);
+    let target = proxy.target();
+    // Logged in first: the client library runs statements of its own at
+    // login, which would wait too.
+    let mut other = target.conn();
+    let mut holder = target.conn();
+    holder.query_drop("BEGIN").unwrap();
+    // The transaction starts on the server with its first statement on a
+    // table, and holds the one connection from then on.
+    holder.query_drop("SELECT COUNT(*) FROM t").unwrap();
+    let started = Instant::now();
+    let err = other.query_drop("SELECT 2").unwrap_err();
+    let waited = started.elapsed();
+    match &err {
+        mysql::Error::MySqlError(e) => {
+            assert_eq!(e.code, 1040, "{e:?}");
+            assert_eq!(e.state, "08004");
+            assert!(
+                e.message.contains("shard 0") && e.message.contains("pool"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("expected an ERR packet, got {other:?}"),
+    }
+    assert!(waited >= Duration::from_millis(250), "waited {waited:?}");
+    // Both connections live on; once the transaction ends the other runs.
+    holder.query_drop("COMMIT").unwrap();
+    let two: Option<i64> = other.query_first("SELECT 2").unwrap();
+    assert_eq!(two, Some(2));
+}
+
+#[test]
+fn a_waiting_client_gets_the_connection_given_back() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.t (a INT)");
+    let proxy = pooled_proxy(&db, 1, 1, &[("wait_timeout_ms", "10000")]);
+    let target = proxy.target();
+    let mut conn = target.conn(); // logged in before the pool is taken
+    let mut holder = target.conn();
+    holder.query_drop("BEGIN").unwrap();
+    holder.query_drop("SELECT COUNT(*) FROM t").unwrap();
+    let waiter = {
+        thread::spawn(move || {
+            let started = Instant::now();
+            let got: Option<i64> = conn.query_first("SELECT 7").unwrap();
+            (got, started.elapsed())
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    holder.query_drop("COMMIT").unwrap();
+    let (got, waited) = waiter.join().unwrap();
+    assert_eq!(got, Some(7));
+    assert!(
+        waited >= Duration::from_millis(200),
+        "it waited for the commit: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "woken when the connection came back: {waited:?}"
+    );
+}
+
+#[test]
+fn pinned_state_keeps_its_connection_and_ends_with_its_state() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.t (a INT)");
+    let proxy = pooled_proxy(&db, 1, 2, &[("wait_timeout_ms", "300")]);
+    let target = proxy.target();
+    let mut a = target.conn();
+    let mut b = target.conn();
+    let mut c = target.conn();
+    a.query_drop("LOCK TABLES t WRITE").unwrap();
+    // a holds one connection; b and c share the other.
+    for _ in 0..5 {
+        b.query_drop("SELECT 1").unwrap();
+        c.query_drop("SELECT 1").unwrap();
+    }
+    b.query_drop("SELECT GET_LOCK('b', 0)").unwrap();
+    // Now both connections are pinned: c must wait, and times out.
+    let err = c.query_drop("SELECT 1").unwrap_err();
+    assert!(format!("{err}").contains("pool"), "{err}");
+    a.query_drop("UNLOCK TABLES").unwrap();
+    c.query_drop("SELECT 1").unwrap();
+    let held: Option<i64> = b
+        .query_first("SELECT IS_USED_LOCK('b') = CONNECTION_ID()")
+        .unwrap();
+    assert_eq!(held, Some(1), "b's lock is on the connection b still holds");
+    b.query_drop("SELECT RELEASE_ALL_LOCKS()").unwrap();
+    for _ in 0..3 {
+        a.query_drop("SELECT 1").unwrap();
+        c.query_drop("SELECT 1").unwrap();
+    }
+}
+
+#[test]
+fn prepared_statements_stay_bounded_on_the_server() {
+    let db = MariaDb::start();
+    const MAX: usize = 2;
+    const CACHE: usize = 4;
+    let proxy = pooled_proxy(
+        &db,
+        1,
+        MAX,
+        &[
+            ("statement_cache", &CACHE.to_string()),
+            ("wait_timeout_ms", "20000"),
+        ],
+    );
+    let target = proxy.target();
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let target = target.clone();
+            thread::spawn(move || {
+                let mut conn = target.conn();
+                for i in 0..10 {
+                    let sql = format!("SELECT ? + {}", client * 100 + i);
+                    let stmt = conn.prep(&sql).unwrap();
+                    let got: Option<i64> = conn.exec_first(&stmt, (1,)).unwrap();
+                    assert_eq!(got, Some(client * 100 + i + 1));
+                    conn.close(stmt).unwrap();
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client failed");
+    }
+    let count: Option<(String, usize)> = db
+        .root_conn()
+        .query_first("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'")
+        .unwrap();
+    let (_, count) = count.unwrap();
+    eprintln!("80 statements prepared by 8 clients; {count} left on the server");
+    assert!(
+        count <= MAX * CACHE,
+        "{count} statements left on the server"
+    );
+}
