@@ -390,3 +390,32 @@ fn prepared_statements_stay_bounded_on_the_server() {
         "{count} statements left on the server"
     );
 }
+
+#[test]
+fn last_insert_id_is_the_clients_own() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.ids (id INT AUTO_INCREMENT PRIMARY KEY, owner INT)");
+    let proxy = pooled_proxy(&db, 2, 2, &[("wait_timeout_ms", "20000")]);
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let target = proxy.target();
+            thread::spawn(move || {
+                let mut conn = target.conn();
+                for _ in 0..30 {
+                    conn.exec_drop("INSERT INTO ids (owner) VALUES (?)", (client,))
+                        .unwrap();
+                    let from_ok = conn.last_insert_id();
+                    let (id, owner): (u64, i64) = conn
+                        .query_first("SELECT id, owner FROM ids WHERE id = LAST_INSERT_ID()")
+                        .unwrap()
+                        .expect("LAST_INSERT_ID() names a row");
+                    assert_eq!(owner, client, "LAST_INSERT_ID() is another client's row");
+                    assert_eq!(id, from_ok, "LAST_INSERT_ID() agrees with the OK packet");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client failed");
+    }
+}

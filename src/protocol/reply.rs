@@ -225,9 +225,18 @@ pub struct ReplyTracker {
     continued: bool,
     /// The reply's first packet has been decoded.
     started: bool,
+    /// The last insert id of the reply's last OK result (0: none).
+    insert_id: u64,
     /// The sequence id the next frame from the server should carry: where a
     /// proxy-made ERR goes if the server is lost mid-reply.
     next_seq: u8,
+}
+
+/// The last-insert-id field of an OK packet's head (0 if malformed).
+fn ok_insert_id(head: &[u8]) -> u64 {
+    let mut r = Reader::new(head);
+    r.skip(1);
+    r.lenenc_int().and_then(|_| r.lenenc_int()).unwrap_or(0)
 }
 
 impl ReplyTracker {
@@ -251,6 +260,7 @@ impl ReplyTracker {
             in_packet: false,
             continued: false,
             started: false,
+            insert_id: 0,
             next_seq: 1,
         }
     }
@@ -282,6 +292,13 @@ impl ReplyTracker {
     }
 
     /// Whether the reply ended, or is ending, with an ERR packet.
+    /// The insert id of the reply's last OK result: non-zero when a
+    /// statement generated an AUTO_INCREMENT value (what LAST_INSERT_ID()
+    /// reads next on that connection).
+    pub fn insert_id(&self) -> u64 {
+        self.insert_id
+    }
+
     pub fn ended_with_error(&self) -> bool {
         self.error
     }
@@ -431,6 +448,7 @@ impl ReplyTracker {
             Phase::ResultStart => match first {
                 0x00 => {
                     let status = Self::ok_status(head)?;
+                    self.insert_id = ok_insert_id(head);
                     self.after_result(status)
                 }
                 0xff => match self.err(head) {

@@ -357,7 +357,8 @@ impl Session {
                 }
                 if ctx.pool.enabled {
                     let effects = std::mem::take(&mut self.effects);
-                    for reason in self.pins.apply(&effects, ok) {
+                    let generated_id = tracker.insert_id() != 0;
+                    for reason in self.pins.apply(&effects, ok, generated_id) {
                         ctx.shared.pins_started[reason.index()].fetch_add(1, Ordering::Relaxed);
                         log::debug!("session {}: pinned ({})", self.key, reason.name());
                     }

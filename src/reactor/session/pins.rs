@@ -21,12 +21,16 @@ pub enum PinReason {
     Cursor,
     LongData,
     FoundRows,
+    /// The last statement generated an AUTO_INCREMENT value: the next one
+    /// may read it with LAST_INSERT_ID() (as ProxySQL's
+    /// auto_increment_delay_multiplex, for one statement).
+    LastInsertId,
     Handler,
     XaTransaction,
 }
 
 impl PinReason {
-    pub const ALL: [PinReason; 10] = [
+    pub const ALL: [PinReason; 11] = [
         PinReason::TemporaryTable,
         PinReason::UserVariable,
         PinReason::NamedLock,
@@ -35,6 +39,7 @@ impl PinReason {
         PinReason::Cursor,
         PinReason::LongData,
         PinReason::FoundRows,
+        PinReason::LastInsertId,
         PinReason::Handler,
         PinReason::XaTransaction,
     ];
@@ -50,6 +55,7 @@ impl PinReason {
             PinReason::Cursor => "cursor",
             PinReason::LongData => "long_data",
             PinReason::FoundRows => "sql_calc_found_rows",
+            PinReason::LastInsertId => "last_insert_id",
             PinReason::Handler => "handler",
             PinReason::XaTransaction => "xa_transaction",
         }
@@ -95,6 +101,8 @@ pub struct Pins {
     /// Statements left before FOUND_ROWS() can no longer mean the last
     /// SQL_CALC_FOUND_ROWS.
     found_rows: u8,
+    /// Likewise for LAST_INSERT_ID() after a generated AUTO_INCREMENT value.
+    last_insert_id: u8,
     handler: bool,
     xa: bool,
 }
@@ -115,16 +123,22 @@ impl Pins {
             PinReason::Cursor => !self.cursors.is_empty(),
             PinReason::LongData => !self.long_data.is_empty(),
             PinReason::FoundRows => self.found_rows > 0,
+            PinReason::LastInsertId => self.last_insert_id > 0,
             PinReason::Handler => self.handler,
             PinReason::XaTransaction => self.xa,
         }
     }
 
-    /// A statement finished (`ok`: without error). Returns the reasons that
-    /// started with it, for the metrics.
-    pub fn apply(&mut self, e: &Effects, ok: bool) -> SmallVec<[PinReason; 2]> {
-        let before: SmallVec<[bool; 10]> = PinReason::ALL.iter().map(|&r| self.has(r)).collect();
+    /// A statement finished (`ok`: without error; `generated_id`: it
+    /// generated an AUTO_INCREMENT value). Returns the reasons that started
+    /// with it, for the metrics.
+    pub fn apply(&mut self, e: &Effects, ok: bool, generated_id: bool) -> SmallVec<[PinReason; 2]> {
+        let before: SmallVec<[bool; 11]> = PinReason::ALL.iter().map(|&r| self.has(r)).collect();
         self.found_rows = self.found_rows.saturating_sub(1);
+        self.last_insert_id = self.last_insert_id.saturating_sub(1);
+        if generated_id {
+            self.last_insert_id = 1;
+        }
         self.temp_tables += e.temp_created;
         self.user_variables |= e.user_variable;
         self.named_locks |= e.named_lock;
@@ -446,7 +460,7 @@ mod tests {
     fn pinned_after(statements: &[&str]) -> Option<PinReason> {
         let mut pins = Pins::default();
         for s in statements {
-            pins.apply(&effects(s.as_bytes()), true);
+            pins.apply(&effects(s.as_bytes()), true, false);
         }
         pins.reason()
     }
@@ -548,20 +562,29 @@ mod tests {
     #[test]
     fn failed_statements_pin_but_do_not_unpin() {
         let mut pins = Pins::default();
-        pins.apply(&effects(b"LOCK TABLES t WRITE"), false);
+        pins.apply(&effects(b"LOCK TABLES t WRITE"), false, false);
         assert_eq!(pins.reason(), Some(PinReason::TableLock));
-        pins.apply(&effects(b"UNLOCK TABLES"), false);
+        pins.apply(&effects(b"UNLOCK TABLES"), false, false);
         assert_eq!(pins.reason(), Some(PinReason::TableLock));
-        pins.apply(&effects(b"UNLOCK TABLES"), true);
+        pins.apply(&effects(b"UNLOCK TABLES"), true, false);
+        assert_eq!(pins.reason(), None);
+    }
+
+    #[test]
+    fn a_generated_id_keeps_the_connection_for_one_statement() {
+        let mut pins = Pins::default();
+        pins.apply(&effects(b"INSERT INTO t (a) VALUES (1)"), true, true);
+        assert_eq!(pins.reason(), Some(PinReason::LastInsertId));
+        pins.apply(&effects(b"SELECT LAST_INSERT_ID()"), true, false);
         assert_eq!(pins.reason(), None);
     }
 
     #[test]
     fn new_reasons_are_reported_once() {
         let mut pins = Pins::default();
-        let started = pins.apply(&effects(b"LOCK TABLES t WRITE"), true);
+        let started = pins.apply(&effects(b"LOCK TABLES t WRITE"), true, false);
         assert_eq!(started.as_slice(), &[PinReason::TableLock]);
-        let again = pins.apply(&effects(b"LOCK TABLES u WRITE"), true);
+        let again = pins.apply(&effects(b"LOCK TABLES u WRITE"), true, false);
         assert!(again.is_empty());
     }
 }
