@@ -65,12 +65,21 @@ struct Cluster {
 }
 
 fn cluster() -> Cluster {
+    cluster_with("")
+}
+
+/// A cluster whose proxy has `extra` added to its `[proxy]` section.
+fn cluster_with(extra: &str) -> Cluster {
     let shards: Vec<MariaDb> = (0..SHARDS).map(|_| MariaDb::start()).collect();
     for db in &shards {
         let mut c = db.app_conn();
         c.query_drop(SCHEMA).unwrap();
     }
-    let toml = config(common::free_port(), &shards);
+    let toml = config(common::free_port(), &shards).replacen(
+        "reactors = 2\n",
+        &format!("reactors = 2\n{extra}"),
+        1,
+    );
     let proxy = Dbrouter::start(&toml);
     let topology = Topology::from_config(&Config::from_toml(&toml).unwrap());
     Cluster {
@@ -375,5 +384,72 @@ fn session_state_follows_the_client_to_every_shard() {
             .query_first("SHOW GLOBAL STATUS LIKE 'Aborted_clients'")
             .unwrap();
         assert_eq!(aborted.map(|(_, n)| n), Some(0), "shard {index}");
+    }
+}
+
+#[test]
+fn transaction_mode_routes_and_keeps_session_state_on_every_shard() {
+    let cluster = cluster_with("pool_mode = \"transaction\"\n");
+    let t = &cluster.topology;
+    let keys: Vec<i64> = (0..SHARDS)
+        .map(|s| (0..USERS).find(|u| expected_shard(t, *u) == s).unwrap())
+        .collect();
+    let port = cluster.proxy.port();
+    let workers: Vec<_> = (0..8i64)
+        .map(|w| {
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(port, APP_USER, APP_PASSWORD, Some(APP_DB)).unwrap();
+                let mode = if w % 2 == 0 { "ANSI_QUOTES" } else { "NO_BACKSLASH_ESCAPES" };
+                c.query_drop(format!("SET SESSION sql_mode = '{mode}'")).unwrap();
+                for k in &keys {
+                    // The amount tells the workers' orders apart.
+                    let amount = k + 1_000_000 * (w + 1);
+                    c.query_drop(format!(
+                        "INSERT INTO orders (userid, amount) VALUES ({k}, {amount})"
+                    ))
+                    .unwrap();
+                    // Routed to k's shard, on whichever pooled connection:
+                    // the client's sql_mode is there.
+                    let (seen, _): (String, i64) = c
+                        .query_first(format!(
+                            "SELECT @@sql_mode, COUNT(*) FROM orders WHERE userid = {k}"
+                        ))
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(seen, mode, "worker {w}, key {k}");
+                    // A transaction stays on its shard's connection.
+                    c.query_drop("BEGIN").unwrap();
+                    c.query_drop(format!(
+                        "UPDATE orders SET amount = amount + 1 WHERE userid = {k} AND amount = {amount}"
+                    ))
+                    .unwrap();
+                    let n: i64 = c
+                        .query_first(format!(
+                            "SELECT COUNT(*) FROM orders WHERE userid = {k} AND amount = {}",
+                            amount + 1
+                        ))
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(n, 1, "worker {w} sees its update in its transaction");
+                    c.query_drop("COMMIT").unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker failed");
+    }
+    // Every order is on its key's shard.
+    for (s, db) in cluster.shards.iter().enumerate() {
+        let n: i64 = db
+            .app_conn()
+            .query_first(format!(
+                "SELECT COUNT(*) FROM orders WHERE userid = {}",
+                keys[s]
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 8, "shard {s} holds the 8 workers' orders of its key");
     }
 }
