@@ -244,6 +244,17 @@ fn run(config: Config) -> Result<(), String> {
     if let Some(t) = refresher {
         let _ = t.join();
     }
+    if shared.config.proxy.pool_mode == PoolMode::Transaction {
+        // Until the metrics endpoint exists, the pin counts go to the log.
+        let pins: Vec<String> = reactor::PinReason::ALL
+            .iter()
+            .map(|r| {
+                let n = shared.pins_started[r.index()].load(Ordering::Relaxed);
+                format!("{}={n}", r.name())
+            })
+            .collect();
+        log::info!("pins started: {}", pins.join(" "));
+    }
     log::info!("dbrouter stopped");
     Ok(())
 }

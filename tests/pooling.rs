@@ -344,6 +344,16 @@ fn pinned_state_keeps_its_connection_and_ends_with_its_state() {
         a.query_drop("SELECT 1").unwrap();
         c.query_drop("SELECT 1").unwrap();
     }
+    drop((a, b, c));
+    // Each pin is counted by its reason (in the log until metrics exist).
+    let mut proxy = proxy;
+    proxy.sigterm();
+    proxy.wait_exit(Duration::from_secs(10));
+    let log = proxy.log();
+    assert!(
+        log.contains("lock_tables=1") && log.contains("get_lock=1"),
+        "{log}"
+    );
 }
 
 #[test]

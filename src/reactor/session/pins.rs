@@ -27,10 +27,13 @@ pub enum PinReason {
     LastInsertId,
     Handler,
     XaTransaction,
+    /// A stored procedure ran: it may have set anything (session variables,
+    /// user variables, temporary tables) out of the proxy's sight.
+    StoredProcedure,
 }
 
 impl PinReason {
-    pub const ALL: [PinReason; 11] = [
+    pub const ALL: [PinReason; 12] = [
         PinReason::TemporaryTable,
         PinReason::UserVariable,
         PinReason::NamedLock,
@@ -42,6 +45,7 @@ impl PinReason {
         PinReason::LastInsertId,
         PinReason::Handler,
         PinReason::XaTransaction,
+        PinReason::StoredProcedure,
     ];
 
     /// The name used in logs and metrics.
@@ -58,6 +62,7 @@ impl PinReason {
             PinReason::LastInsertId => "last_insert_id",
             PinReason::Handler => "handler",
             PinReason::XaTransaction => "xa_transaction",
+            PinReason::StoredProcedure => "stored_procedure",
         }
     }
 
@@ -84,6 +89,7 @@ pub struct Effects {
     handler: bool,
     xa_start: bool,
     xa_end: bool,
+    call: bool,
 }
 
 /// The pinned state of one session.
@@ -105,6 +111,7 @@ pub struct Pins {
     last_insert_id: u8,
     handler: bool,
     xa: bool,
+    procedure: bool,
 }
 
 impl Pins {
@@ -126,6 +133,7 @@ impl Pins {
             PinReason::LastInsertId => self.last_insert_id > 0,
             PinReason::Handler => self.handler,
             PinReason::XaTransaction => self.xa,
+            PinReason::StoredProcedure => self.procedure,
         }
     }
 
@@ -133,7 +141,7 @@ impl Pins {
     /// generated an AUTO_INCREMENT value). Returns the reasons that started
     /// with it, for the metrics.
     pub fn apply(&mut self, e: &Effects, ok: bool, generated_id: bool) -> SmallVec<[PinReason; 2]> {
-        let before: SmallVec<[bool; 11]> = PinReason::ALL.iter().map(|&r| self.has(r)).collect();
+        let before: SmallVec<[bool; 12]> = PinReason::ALL.iter().map(|&r| self.has(r)).collect();
         self.found_rows = self.found_rows.saturating_sub(1);
         self.last_insert_id = self.last_insert_id.saturating_sub(1);
         if generated_id {
@@ -145,6 +153,7 @@ impl Pins {
         self.table_locks |= e.table_lock;
         self.handler |= e.handler;
         self.xa |= e.xa_start;
+        self.procedure |= e.call;
         for name in &e.prepared {
             if !self.sql_prepared.contains(name) {
                 self.sql_prepared.push(name.clone());
@@ -218,6 +227,7 @@ pub fn effects(sql: &[u8]) -> Effects {
                     }
                     b"SQL_CALC_FOUND_ROWS" => e.calc_found_rows = true,
                     b"HANDLER" if st.count == 0 => e.handler = true,
+                    b"CALL" if st.count == 0 => e.call = true,
                     b"START" | b"BEGIN" if head == Some(b"XA") && st.count == 1 => {
                         e.xa_start = true
                     }
@@ -265,7 +275,7 @@ struct Statement {
 /// False when no trigger word can be in `sql`: each contains `@`, `:=`,
 /// or one of these words, all of which have a letter run we look for.
 fn might_pin(sql: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 10] = [
+    const NEEDLES: [&[u8]; 11] = [
         b"@",
         b":=",
         b"temporary",
@@ -276,6 +286,7 @@ fn might_pin(sql: &[u8]) -> bool {
         b"xa",
         b"deallocate",
         b"into",
+        b"call",
     ];
     NEEDLES.iter().any(|n| contains_ci(sql, n))
 }
@@ -553,6 +564,7 @@ mod tests {
                 &["/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */"],
                 Some(UserVariable),
             ),
+            (&["CALL p(1)"], Some(StoredProcedure)),
         ];
         for (statements, want) in cases {
             assert_eq!(pinned_after(statements), *want, "{statements:?}");
