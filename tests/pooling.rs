@@ -429,3 +429,39 @@ fn last_insert_id_is_the_clients_own() {
         c.join().expect("client failed");
     }
 }
+
+#[test]
+fn clients_with_different_settings_reuse_connections_that_fit() {
+    let db = MariaDb::start();
+    let proxy = pooled_proxy(&db, 1, 4, &[("wait_timeout_ms", "20000")]);
+    let connections = |db: &MariaDb| -> u64 {
+        let row: Option<(String, u64)> = db
+            .root_conn()
+            .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
+            .unwrap();
+        row.unwrap().1
+    };
+    let before = connections(&db);
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let target = proxy.target();
+            thread::spawn(move || {
+                let mut conn = target.conn();
+                let tz = if client % 2 == 0 { "+01:00" } else { "+02:00" };
+                conn.query_drop(format!("SET time_zone = '{tz}'")).unwrap();
+                for _ in 0..100 {
+                    let got: Option<String> = conn.query_first("SELECT @@time_zone").unwrap();
+                    assert_eq!(got.as_deref(), Some(tz));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client failed");
+    }
+    // 800 statements from clients in two settings: connections are lent to
+    // clients whose settings they already have, not logged in anew.
+    let opened = connections(&db) - before - 1; // minus the counting one
+    eprintln!("800 statements in two settings: {opened} backend logins");
+    assert!(opened <= 40, "{opened} backend logins");
+}

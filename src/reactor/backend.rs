@@ -143,6 +143,11 @@ pub struct Backend {
     pub state: Arc<Vec<Vec<u8>>>,
     /// When the connection was opened (`pool.max_lifetime_ms`).
     pub born: Instant,
+    /// Lent with another client's session state: COM_RESET_CONNECTION
+    /// first, then (if that state changed the database) COM_INIT_DB to the
+    /// login database, then the borrower's replay.
+    pub reset_pending: bool,
+    pub init_db_pending: bool,
     /// The token the socket is registered with (whose events they are).
     pub token: Option<Token>,
     /// Statements prepared on this connection, kept for the next borrower
@@ -232,6 +237,8 @@ impl Backend {
             applied: 0,
             state: Arc::default(),
             born: Instant::now(),
+            reset_pending: false,
+            init_db_pending: false,
             token: None,
             cache: StatementCache::default(),
             next_seq: 0,

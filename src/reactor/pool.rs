@@ -9,7 +9,8 @@
 //! What a session changed later (SET, USE) travels with the connection as
 //! the list of statements it ran (`Backend::state`), so a borrower with the
 //! same list runs nothing extra, one whose list extends it runs only the
-//! rest, and one with a different list gets a fresh connection.
+//! rest; a borrower is lent the most recently returned connection whose list
+//! fits, and when none does, a fresh one.
 //!
 //! Each reactor may open its share of `pool.max_per_shard`
 //! (`Config::pool_share`), so the process never exceeds the maximum and no
@@ -103,13 +104,17 @@ impl Pool {
         }
     }
 
-    /// A connection of `shard` for a session logged in as `key`: an idle
-    /// one if there is one, else the right to open one, else a place in the
-    /// queue. Idle connections with another key are closed to make room.
+    /// A connection of `shard` for a session logged in as `key` whose
+    /// session statements so far are `state`: the most recently returned
+    /// idle one whose state fits (see `fits`), else the right to open one;
+    /// at the reactor's share, an idle one of the same login whatever its
+    /// state (the session resets it), else one of another login is closed
+    /// to make room, else a place in the queue.
     pub fn lend(
         &mut self,
         shard: usize,
         key: &PoolKey,
+        state: &[Vec<u8>],
         session: usize,
         now: Instant,
         registry: &Registry,
@@ -118,7 +123,8 @@ impl Pool {
             return Lend::Open;
         };
         if let Some(group) = pool.groups.iter_mut().find(|g| g.key == *key) {
-            while let Some(idle) = group.idle.pop() {
+            while let Some(at) = group.idle.iter().rposition(|i| fits(&i.back, state)) {
+                let idle = group.idle.remove(at);
                 let mut back = idle.back;
                 // A connection idle a while may have been closed by the
                 // server (wait_timeout, KILL, restart): one non-blocking read
@@ -135,6 +141,11 @@ impl Pool {
         if pool.open < self.share {
             pool.open += 1;
             return Lend::Open;
+        }
+        if let Some(group) = pool.groups.iter_mut().find(|g| g.key == *key) {
+            if let Some(idle) = group.idle.pop() {
+                return Lend::Idle(idle.back);
+            }
         }
         // Room taken by connections logged in for others: close one.
         if let Some(group) = pool.groups.iter_mut().find(|g| !g.idle.is_empty()) {
@@ -243,6 +254,15 @@ impl Pool {
             pool.waiters.retain(|&k| k != session);
         }
     }
+}
+
+/// Whether a connection's session statements are a prefix of a borrower's
+/// (`state`): the borrower then runs only the rest. Sessions that never
+/// changed anything share the empty list, so they fit everywhere empty.
+pub fn fits(back: &Backend, state: &[Vec<u8>]) -> bool {
+    back.applied <= state.len()
+        && (std::ptr::eq(back.state.as_slice(), state)
+            || back.state.get(..back.applied) == state.get(..back.applied))
 }
 
 /// Closes a connection the pool no longer wants, saying goodbye first so

@@ -195,7 +195,14 @@ impl Session {
                 };
                 match reply {
                     Ok(status) => {
-                        if back.applied < self.replay.len() {
+                        if back.reset_pending {
+                            // The server dropped the statements too.
+                            back.reset_pending = false;
+                            back.cache.clear();
+                            self.stmts.forget_shard(dispatch.shard);
+                        } else if back.init_db_pending {
+                            back.init_db_pending = false;
+                        } else if back.applied < self.replay.len() {
                             back.applied += 1;
                         } else if let Transaction::Pending(_) = self.transaction {
                             self.transaction = Transaction::Open(dispatch.shard);

@@ -214,7 +214,18 @@ impl Session {
         let Some(back) = self.back.as_mut() else {
             return;
         };
-        let prelude = if back.applied < self.replay.len() {
+        // A pooled connection lent with another client's state is reset
+        // (and put back in the login database) before the replay.
+        let mut reset = Vec::new();
+        if back.reset_pending {
+            reset.push(com::COM_RESET_CONNECTION);
+        } else if back.init_db_pending {
+            reset.push(com::COM_INIT_DB);
+            reset.extend_from_slice(self.client.database.as_deref().unwrap_or_default());
+        }
+        let prelude = if !reset.is_empty() {
+            Some(reset.as_slice())
+        } else if back.applied < self.replay.len() {
             Some(self.replay[back.applied].as_slice())
         } else if let (Transaction::Pending(begin), true) =
             (&self.transaction, dispatch.opens_transaction)

@@ -222,6 +222,7 @@ impl Session {
         login: BackendLogin,
         reply_seq: u8,
     ) {
+        self.disarm_deadline(); // logged in: the handshake timeout ends here
         self.login = Some(login);
         let topology = ctx.shared.topology.load();
         let shards = topology.shards.shards().len();
@@ -234,8 +235,9 @@ impl Session {
             // free the client is let in on the proxy's own check, and the
             // server's verdict comes with its first statement.
             let lent = self.pool_key.clone().map(|key| {
+                let state = self.replay.clone();
                 ctx.pool
-                    .lend(self.active, &key, self.key, ctx.now, ctx.registry)
+                    .lend(self.active, &key, &state, self.key, ctx.now, ctx.registry)
             });
             match lent.unwrap_or(Lend::Open) {
                 Lend::Idle(back) => {

@@ -27,7 +27,10 @@ impl Session {
             self.abandon(&dispatch, &bytes);
             return;
         };
-        match ctx.pool.lend(shard, key, self.key, ctx.now, ctx.registry) {
+        match ctx
+            .pool
+            .lend(shard, key, &self.replay, self.key, ctx.now, ctx.registry)
+        {
             Lend::Idle(back) => {
                 if self.adopt(ctx, back) {
                     self.continue_dispatch(ctx, dispatch);
@@ -61,17 +64,24 @@ impl Session {
         }
     }
 
-    /// Takes a pooled connection as the active backend. False (and the
-    /// connection closed) if the session state it carries is not a prefix
-    /// of this client's: it would need undoing, which a fresh connection
-    /// does for the price of a login.
+    /// Takes a pooled connection as the active backend. Session state it
+    /// carries that is not a prefix of this client's is undone first
+    /// (COM_RESET_CONNECTION, and COM_INIT_DB back to the login database if
+    /// it changed): a round trip or two instead of a new login. False (and
+    /// the connection closed) only if the database cannot be undone: a
+    /// client that logged in without one cannot go back to none.
     pub(super) fn adopt(&mut self, ctx: &mut Ctx<'_>, mut back: Backend) -> bool {
-        let fits = back.applied <= self.replay.len()
-            && (Arc::ptr_eq(&back.state, &self.replay)
-                || back.state.get(..back.applied) == self.replay.get(..back.applied));
-        if !fits {
-            let _ = ctx.registry.deregister(&mut back.stream);
-            return false;
+        if !super::super::pool::fits(&back, &self.replay) {
+            let changed_database = back.state[..back.applied.min(back.state.len())]
+                .iter()
+                .any(|e| dispatch::is_database_change(e));
+            if changed_database && self.client.database.is_none() {
+                let _ = ctx.registry.deregister(&mut back.stream);
+                return false;
+            }
+            back.reset_pending = true;
+            back.init_db_pending = changed_database;
+            back.applied = 0;
         }
         let token = back_token(self.key, self.active);
         if back.token != Some(token) {
