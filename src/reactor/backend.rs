@@ -2,6 +2,9 @@
 //! state machine, and the small buffers for the packets the proxy makes or
 //! reads itself (login, COM_CHANGE_USER). Relayed reply bytes never pass
 //! through these buffers: they go straight into the session's client buffer.
+//! So those buffers hold storage only while such packets are in them: each
+//! gives it back as soon as it is empty again (a logged-in, relaying
+//! connection holds none).
 //!
 //! ```text
 //!  Connecting --writable--> AwaitGreeting --greeting--> AwaitResult --OK--> Ready
@@ -284,13 +287,18 @@ impl Backend {
 
     /// Reads what the proxy itself must read (login, intercepted replies).
     pub fn read_inbox(&mut self) -> Io {
-        self.inbox.read_from(&mut self.stream)
+        let io = self.inbox.read_from(&mut self.stream);
+        // An idle connection's reads find nothing (or its close).
+        self.inbox.release_if_empty();
+        io
     }
 
     /// Sends proxy-made packets.
     pub fn flush_out(&mut self) -> Io {
         let n = self.out.len();
-        self.out.write_to(&mut self.stream, n)
+        let io = self.out.write_to(&mut self.stream, n);
+        self.out.release_if_empty();
+        io
     }
 
     /// Advances the login with the packets in the inbox.
@@ -315,6 +323,7 @@ impl Backend {
                 }
             };
             self.inbox.consume(HEADER_LEN + len);
+            self.inbox.release_if_empty();
             match step {
                 Step::Pending => continue,
                 Step::Done { .. } if !self.inbox.is_empty() => {
@@ -386,6 +395,7 @@ impl Backend {
             )),
         };
         self.inbox.consume(HEADER_LEN + len);
+        self.inbox.release_if_empty();
         if outcome.is_ok() && !self.inbox.is_empty() {
             return Some(Err(BackendFailure::Protocol(
                 "the server sent bytes after its OK".into(),
@@ -416,6 +426,7 @@ impl Backend {
                 Some(0xFF) => {
                     let failure = refused(payload);
                     self.inbox.consume(HEADER_LEN + len);
+                    self.inbox.release_if_empty();
                     self.mode = Mode::Ready;
                     return Some(Err(failure));
                 }
@@ -432,6 +443,7 @@ impl Backend {
                 Err(e) => return Some(Err(BackendFailure::Protocol(e.to_string()))),
             };
             self.inbox.consume(scan.forwardable);
+            self.inbox.release_if_empty();
             match scan.state {
                 ReplyState::Done { .. } => {
                     self.mode = Mode::Ready;
