@@ -430,11 +430,14 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
 
 /// The shard-key scanner: `[flags, sql...]`. Flag bits: 0 NO_BACKSLASH_ESCAPES,
 /// 1 ANSI_QUOTES, 2-3 the server version (10.11, 5.5, 11.4, 0). Whatever
-/// the bytes, the scanner answers (never panics), twice the same, with
-/// statement ranges inside the input and in order, placeholder indexes below
-/// the placeholder count, and key values only for a sharded table.
+/// the bytes, the scanner answers (never panics), twice the same, exactly as
+/// it does without its fast paths, with statement ranges inside the input
+/// and in order, placeholder indexes below the placeholder count, and key
+/// values only for a sharded table.
 pub fn scanner(data: &[u8]) {
-    use crate::route::scanner::{analyze, split_statements, ScanOptions, Target};
+    use crate::route::scanner::{
+        analyze, analyze_reference, split_statements, ScanOptions, Target,
+    };
     use crate::route::schema::{KeyType, MissingKey, Schema, TableRule};
     use crate::route::value::KeyValue;
 
@@ -459,6 +462,8 @@ pub fn scanner(data: &[u8]) {
     let check = |sql: &[u8]| {
         let first = analyze(sql, &schema, &opts);
         assert_eq!(first, analyze(sql, &schema, &opts), "not deterministic");
+        // The fast paths answer exactly as the token-by-token parser.
+        assert_eq!(first, analyze_reference(sql, &schema, &opts), "fast path");
         let question_marks = sql.iter().filter(|&&c| c == b'?').count();
         if let Ok(a) = first {
             assert!(usize::from(a.placeholders) <= question_marks);

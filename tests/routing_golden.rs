@@ -10,7 +10,10 @@
 //! - `-` : unsharded (the designated shard);
 //! - `!Reason`: refused with that `RefusalReason`.
 
-use dbrouter::route::scanner::{analyze, split_statements, RefusalReason, ScanOptions, Target};
+use dbrouter::route::scanner::{
+    analyze, analyze_point_select, analyze_reference, split_statements, RefusalReason, ScanOptions,
+    Target,
+};
 use dbrouter::route::schema::{KeyType, MissingKey, Schema, TableRule};
 use dbrouter::route::value::KeyValue;
 
@@ -50,7 +53,15 @@ fn tpcc() -> Schema {
 const MARIADB: ScanOptions = ScanOptions::new(101119);
 
 fn outcome(sql: &str, schema: &Schema, opts: &ScanOptions) -> String {
-    match analyze(sql.as_bytes(), schema, opts) {
+    let got = analyze(sql.as_bytes(), schema, opts);
+    // The fast paths (point select, plain VALUES rows) answer exactly as the
+    // token-by-token parser, on every statement of every table.
+    assert_eq!(
+        got,
+        analyze_reference(sql.as_bytes(), schema, opts),
+        "fast path and reference parser differ on {sql}"
+    );
+    match got {
         Ok(a) => match a.target {
             Target::Unsharded => "-".into(),
             Target::Keys { values, .. } => values.iter().map(show).collect::<Vec<_>>().join(" | "),
@@ -503,6 +514,30 @@ fn hand_written_statements_and_traps() {
 #[test]
 fn tpcc_statements() {
     check(TPCC, &tpcc(), &MARIADB);
+}
+
+/// The point-select fast path answers for the ORM's point selects, and
+/// exactly as the full parser (`outcome` checks every table's statements).
+#[test]
+fn the_point_select_fast_path_agrees_with_the_full_parser() {
+    let (app, tpcc) = (app(), tpcc());
+    let mut answered = 0;
+    for (table, schema) in [(ORM, &app), (HAND, &app), (TPCC, &tpcc)] {
+        for (sql, _) in table {
+            if let Some(fast) = analyze_point_select(sql.as_bytes(), schema) {
+                answered += 1;
+                assert_eq!(
+                    Ok(fast),
+                    analyze_reference(sql.as_bytes(), schema, &MARIADB),
+                    "{sql}"
+                );
+            }
+        }
+    }
+    assert!(
+        answered >= 5,
+        "the fast path answered only {answered} statements"
+    );
 }
 
 #[test]

@@ -19,7 +19,9 @@
 
 use std::collections::BTreeSet;
 
-use dbrouter::route::scanner::{analyze, ScanOptions, Target};
+use dbrouter::route::scanner::{
+    analyze, analyze_point_select, analyze_reference, ScanOptions, Target,
+};
 use dbrouter::route::schema::{KeyType, MissingKey, Schema, TableRule};
 use dbrouter::route::value::KeyValue;
 
@@ -1539,4 +1541,40 @@ fn scanner_agrees_with_the_oracle_or_refuses() {
         "too few statements routed by key: {} of {parseable}",
         c.agree_keys
     );
+}
+
+/// The scanner's fast paths (the point select, plain VALUES rows) answer
+/// every generated statement exactly as the token-by-token parser does
+/// (`SCANNER_DIFF_N` statements, as above, but without the oracle).
+#[test]
+fn fast_paths_agree_with_the_reference_parser() {
+    let n: u64 = std::env::var("SCANNER_DIFF_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seed = std::env::var("SCANNER_DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5EED_DB20_u64);
+    let schema = schema();
+    let mut point_selects = 0u64;
+    for i in 0..n {
+        let mut g = gen::Gen::new(seed ^ i.wrapping_mul(0x100_0000_01B3));
+        g.statement();
+        let sql = g.scan.as_bytes();
+        let reference = analyze_reference(sql, &schema, &g.opts);
+        assert_eq!(
+            analyze(sql, &schema, &g.opts),
+            reference,
+            "#{i} ({:?}): {}",
+            g.opts,
+            g.scan
+        );
+        let fast = analyze_point_select(sql, &schema);
+        if let Some(fast) = fast {
+            point_selects += 1;
+            assert_eq!(Ok(fast), reference, "#{i} ({:?}): {}", g.opts, g.scan);
+        }
+    }
+    println!("fast paths: {point_selects} of {n} statements took the point-select path");
 }

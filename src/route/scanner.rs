@@ -43,6 +43,7 @@
 //! `SmallVec` stack), no allocation for a point select: values borrow the
 //! statement unless an escape must be resolved.
 
+mod fast;
 mod lexer;
 
 use std::borrow::Cow;
@@ -254,7 +255,41 @@ pub fn analyze<'a>(
     schema: &'a Schema,
     opts: &ScanOptions,
 ) -> Result<Analysis<'a>, Refusal> {
+    // Most statements an application sends are point selects: read them in
+    // one pass over the bytes, without tokens (see `fast`).
+    if let Some(a) = fast::point_select(sql, schema) {
+        return Ok(a);
+    }
+    analyze_with(sql, schema, opts, true)
+}
+
+/// [`analyze`] without its fast paths (the point select, the plain VALUES
+/// rows of an INSERT): every statement token by token. What the tests and
+/// the fuzz target compare the fast paths with; slower, never needed
+/// otherwise.
+#[doc(hidden)]
+pub fn analyze_reference<'a>(
+    sql: &'a [u8],
+    schema: &'a Schema,
+    opts: &ScanOptions,
+) -> Result<Analysis<'a>, Refusal> {
+    analyze_with(sql, schema, opts, false)
+}
+
+/// [`fast::point_select`] alone, for tests that count how often it answers.
+#[doc(hidden)]
+pub fn analyze_point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Analysis<'a>> {
+    fast::point_select(sql, schema)
+}
+
+fn analyze_with<'a>(
+    sql: &'a [u8],
+    schema: &'a Schema,
+    opts: &ScanOptions,
+    fast: bool,
+) -> Result<Analysis<'a>, Refusal> {
     let mut p = Parser::new(sql, schema, opts);
+    p.fast = fast;
     let first = p.peek();
     p.lead = first;
     let kind = if first.kind != Tok::Word {
@@ -493,10 +528,9 @@ struct Parser<'a> {
     variable_sql: bool,
     /// The statement's first token.
     lead: Token,
-    /// A one-word Bloom filter of the sharded table names (by length and
-    /// first letter): most words are no table name, and this tells so
-    /// without a lookup.
-    sharded_names: u64,
+    /// Plain VALUES rows and values are skipped without tokens (off only
+    /// in [`analyze_reference`]).
+    fast: bool,
 }
 
 fn clause_end(kw: Kw) -> bool {
@@ -631,13 +665,6 @@ fn introducer(word: &[u8]) -> Option<bool> {
     None
 }
 
-/// The bit of a table name in `Parser::sharded_names`.
-#[inline]
-fn name_bit(name: &[u8]) -> u64 {
-    let first = name.first().map_or(0, |c| c.to_ascii_lowercase() as usize);
-    1 << ((name.len().wrapping_mul(31) ^ first) % 64)
-}
-
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty()
         && hay.len() >= needle.len()
@@ -678,10 +705,7 @@ impl<'a> Parser<'a> {
             check_strings: false,
             string_names: None,
             variable_sql: false,
-            sharded_names: schema
-                .tables()
-                .filter(|(_, r)| matches!(r, TableRule::Sharded { .. }))
-                .fold(0, |m, (n, _)| m | name_bit(n.as_bytes())),
+            fast: true,
             lead: Token {
                 kind: Tok::End,
                 start: 0,
@@ -759,7 +783,7 @@ impl<'a> Parser<'a> {
         if t.kind == Tok::Quoted && t.escaped {
             return true;
         }
-        self.sharded_names & name_bit(self.name(t)) != 0
+        self.schema.may_be_sharded(self.name(t))
     }
 
     /// The table reference `t` was consumed as such: not a stray.
@@ -1847,64 +1871,37 @@ impl<'a> Parser<'a> {
 
     /// VALUES rows: the `k`-th item of every row is the key.
     fn rows(&mut self, k: usize, name: Token, key: &'a str) -> Result<(), Refusal> {
+        // NULL is skipped as a plain value unless a sharded table may be
+        // named `null` (then the token path must see it, as a stray).
+        let null_plain = !self.schema.may_be_sharded(b"null");
         loop {
-            if self.peek().kind != Tok::LParen {
-                self.broken = true;
-                return Ok(());
-            }
-            self.next();
-            let d = self.depth;
-            let mut i = 0usize;
-            let mut got = false;
-            loop {
-                if i == k {
-                    match self.literal() {
-                        Some(KeyValue::Null) => {
-                            return Err(self.refusal(name, key, RefusalReason::InsertNullKey))
-                        }
-                        Some(v) if matches!(self.peek().kind, Tok::Comma | Tok::RParen) => {
-                            self.where_.values.push(v);
-                            got = true;
-                        }
-                        _ => {
-                            return Err(self.refusal(
-                                name,
-                                key,
-                                RefusalReason::KeyComparedWithExpression,
-                            ))
-                        }
+            // Most rows hold only literals: read whole, without tokens (the
+            // hot loop of a bulk INSERT). Other rows take the token path.
+            let plain = if self.fast && self.peeked.is_none() {
+                self.lex.plain_row(k, null_plain)
+            } else {
+                None
+            };
+            match plain {
+                Some(row) => {
+                    let t = row.key;
+                    let v = match t.kind {
+                        Tok::Placeholder => KeyValue::Placeholder(t.index),
+                        Tok::Str => KeyValue::Str(self.str_body(t)),
+                        _ => KeyValue::Number(Cow::Borrowed(self.text(t))),
+                    };
+                    self.where_.values.push(v);
+                    if row.more {
+                        continue;
                     }
-                } else {
-                    // Most values are plain numbers and strings: skipped
-                    // byte by byte, without tokens (the hot loop of a bulk
-                    // INSERT). Anything else takes the token path.
-                    if self.peeked.is_none() {
-                        match self.lex.skip_plain_value() {
-                            Some(b',') => {
-                                i += 1;
-                                continue;
-                            }
-                            Some(_) => {
-                                self.depth = self.depth.saturating_sub(1);
-                                break;
-                            }
-                            None => {}
-                        }
-                    }
-                    self.skip_expr(d, &[]);
+                    // What follows (maybe a comment, then a `,`) is the
+                    // token path's to read.
                 }
-                match self.next().kind {
-                    Tok::Comma => i += 1,
-                    Tok::RParen => break,
-                    _ => {
-                        self.broken = true;
+                None => {
+                    if !self.token_row(k, name, key, null_plain)? {
                         return Ok(());
                     }
                 }
-            }
-            if !got {
-                self.broken = true;
-                return Ok(());
             }
             if self.peek().kind != Tok::Comma {
                 self.where_.mask |= 1;
@@ -1912,6 +1909,76 @@ impl<'a> Parser<'a> {
             }
             self.next();
         }
+    }
+
+    /// One VALUES row, token by token: false when it is broken (and
+    /// `broken` is set).
+    fn token_row(
+        &mut self,
+        k: usize,
+        name: Token,
+        key: &'a str,
+        null_plain: bool,
+    ) -> Result<bool, Refusal> {
+        if self.peek().kind != Tok::LParen {
+            self.broken = true;
+            return Ok(false);
+        }
+        self.next();
+        let d = self.depth;
+        let mut i = 0usize;
+        let mut got = false;
+        loop {
+            if i == k {
+                match self.literal() {
+                    Some(KeyValue::Null) => {
+                        return Err(self.refusal(name, key, RefusalReason::InsertNullKey))
+                    }
+                    Some(v) if matches!(self.peek().kind, Tok::Comma | Tok::RParen) => {
+                        self.where_.values.push(v);
+                        got = true;
+                    }
+                    _ => {
+                        return Err(self.refusal(
+                            name,
+                            key,
+                            RefusalReason::KeyComparedWithExpression,
+                        ))
+                    }
+                }
+            } else {
+                // Most values are plain numbers and strings: skipped byte
+                // by byte, without tokens. Anything else takes the token
+                // path.
+                if self.fast && self.peeked.is_none() {
+                    match self.lex.skip_plain_value(null_plain) {
+                        Some(b',') => {
+                            i += 1;
+                            continue;
+                        }
+                        Some(_) => {
+                            self.depth = self.depth.saturating_sub(1);
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                self.skip_expr(d, &[]);
+            }
+            match self.next().kind {
+                Tok::Comma => i += 1,
+                Tok::RParen => break,
+                _ => {
+                    self.broken = true;
+                    return Ok(false);
+                }
+            }
+        }
+        if !got {
+            self.broken = true;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// `INSERT ... SET col = value, ...`

@@ -48,6 +48,17 @@ pub struct Schema {
     /// `eq_ignore_ascii_case` beats hashing a lowercased copy of the name on
     /// the hot path for the handful of tables a deployment shards.
     tables: Vec<(Box<str>, TableRule)>,
+    /// A one-word Bloom filter of the sharded table names (by length and
+    /// first letter): most names in a statement are no sharded table, and
+    /// this tells so without a lookup.
+    sharded_filter: u64,
+}
+
+/// The bit of a table name in `Schema::sharded_filter`.
+#[inline]
+fn name_bit(name: &[u8]) -> u64 {
+    let first = name.first().map_or(0, |c| c.to_ascii_lowercase() as usize);
+    1 << ((name.len().wrapping_mul(31) ^ first) % 64)
 }
 
 impl Schema {
@@ -57,8 +68,18 @@ impl Schema {
 
     /// Adds a table (name matched case-insensitively).
     pub fn with_table(mut self, name: &str, rule: TableRule) -> Schema {
+        if matches!(rule, TableRule::Sharded { .. }) {
+            self.sharded_filter |= name_bit(name.as_bytes());
+        }
         self.tables.push((name.to_ascii_lowercase().into(), rule));
         self
+    }
+
+    /// False when no sharded table is named `name` (ASCII case-insensitively);
+    /// true when one may be.
+    #[inline]
+    pub fn may_be_sharded(&self, name: &[u8]) -> bool {
+        self.sharded_filter & name_bit(name) != 0
     }
 
     /// The rule of a table, by its bare name (no database qualifier).

@@ -227,6 +227,16 @@ pub(crate) struct Token {
     pub kw: Kw,
 }
 
+/// A VALUES row read by [`Lexer::plain_row`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlainRow {
+    /// The key value: a Number (its sign included), Str or Placeholder.
+    pub key: Token,
+    /// A `,` directly followed the row (and was consumed): another row
+    /// comes. When false, nothing after the row's `)` was consumed.
+    pub more: bool,
+}
+
 impl Token {
     fn new(kind: Tok, start: usize, end: usize) -> Token {
         Token {
@@ -241,28 +251,77 @@ impl Token {
     }
 }
 
-/// Bytes that may appear in an unquoted identifier: MariaDB's `ident_map`
-/// for ASCII-compatible character sets (every byte >= 0x80 is a name byte).
-const IDENT: [bool; 256] = {
-    let mut t = [false; 256];
+/// Byte classes: the hot loops test a byte with one table load.
+const SPACE: u8 = 1;
+const IDENT: u8 = 2;
+/// `0-9` and `.`: the bytes of a plain decimal number.
+const DECIMAL: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
         let c = i as u8;
-        t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        // `my_isspace`: the bytes the server skips between tokens.
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            t[i] |= SPACE;
+        }
+        // MariaDB's `ident_map` for ASCII-compatible character sets (every
+        // byte >= 0x80 is a name byte).
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            t[i] |= IDENT;
+        }
+        if c.is_ascii_digit() || c == b'.' {
+            t[i] |= DECIMAL;
+        }
         i += 1;
     }
     t
 };
 
+/// Bytes that may appear in an unquoted identifier.
 #[inline]
 pub(crate) fn is_ident_byte(c: u8) -> bool {
-    IDENT[c as usize]
+    CLASS[c as usize] & IDENT != 0
 }
 
-/// `my_isspace`: the bytes the server skips between tokens.
+/// The bytes the server skips between tokens.
 #[inline]
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+pub(crate) fn is_space(c: u8) -> bool {
+    CLASS[c as usize] & SPACE != 0
+}
+
+/// The first byte at or after `i` that [`is_space`] does not skip.
+#[inline]
+pub(crate) fn skip_space(sql: &[u8], mut i: usize) -> usize {
+    while i < sql.len() && is_space(sql[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the run of `class` bytes starting at `i`.
+#[inline]
+fn run(sql: &[u8], mut i: usize, class: u8) -> usize {
+    while i < sql.len() && CLASS[sql[i] as usize] & class != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the unquoted identifier bytes starting at `i`.
+#[inline]
+pub(crate) fn ident_run(sql: &[u8], i: usize) -> usize {
+    run(sql, i, IDENT)
+}
+
+/// The end of the ASCII digits starting at `i`.
+#[inline]
+pub(crate) fn digit_run(sql: &[u8], mut i: usize) -> usize {
+    while i < sql.len() && sql[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
 }
 
 pub(crate) struct Lexer<'a> {
@@ -370,50 +429,171 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// Skips one plain value of a VALUES row, a number or a string literal
+    /// Skips one plain value of a VALUES row (see [`Lexer::plain_value_end`])
     /// with the whitespace after it, when a `,` or `)` follows; consumes
     /// and returns that delimiter. For anything else (comments, names,
-    /// expressions, placeholders) None, and nothing is consumed: the caller
-    /// takes the token path.
-    pub(crate) fn skip_plain_value(&mut self) -> Option<u8> {
+    /// expressions) None, and nothing is consumed: the caller takes the
+    /// token path.
+    pub(crate) fn skip_plain_value(&mut self, null_plain: bool) -> Option<u8> {
         if self.name_next || self.errored || self.in_code_comment {
             return None;
         }
         let sql = self.sql;
-        let len = sql.len();
-        let mut i = self.pos;
-        while i < len && is_space(sql[i]) {
-            i += 1;
-        }
-        let c = *sql.get(i)?;
-        match c {
-            b'0'..=b'9' | b'-' => {
-                let mut j = i + 1;
-                if c == b'-' && !sql.get(j)?.is_ascii_digit() {
-                    return None;
-                }
-                while j < len && (sql[j].is_ascii_digit() || sql[j] == b'.') {
-                    j += 1;
-                }
-                if j < len && is_ident_byte(sql[j]) {
-                    // An exponent, a hex number, a name: the token path.
-                    return None;
-                }
-                i = j;
-            }
-            b'\'' | b'"' if c == b'\'' || !self.ansi_quotes => {
-                i = self.quote_end(i + 1, c, !self.no_backslash_escapes)?.0;
-            }
-            _ => return None,
-        }
-        while i < len && is_space(sql[i]) {
-            i += 1;
-        }
+        let mut placeholders = self.placeholders;
+        let i = self.plain_value_end(skip_space(sql, self.pos), null_plain, &mut placeholders)?;
+        let i = skip_space(sql, i);
         match sql.get(i) {
             Some(&d @ (b',' | b')')) => {
                 self.pos = i + 1;
                 self.word_end = usize::MAX;
+                self.placeholders = placeholders;
                 Some(d)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads one VALUES row `(v, v, ...)` whose values are all plain (see
+    /// [`Lexer::plain_value_end`]), and the `,` after it if there is one,
+    /// without making tokens: the hot loop of a bulk INSERT. The
+    /// `key_at`-th value is the key: an integer (with an adjacent sign), a
+    /// string or `?`, returned as the token the lexer would make of it.
+    /// For anything else None, and nothing is consumed: the caller reads
+    /// the row token by token, and whatever it makes of it stands.
+    pub(crate) fn plain_row(&mut self, key_at: usize, null_plain: bool) -> Option<PlainRow> {
+        if self.name_next || self.errored || self.in_code_comment {
+            return None;
+        }
+        let sql = self.sql;
+        let mut i = skip_space(sql, self.pos);
+        if sql.get(i) != Some(&b'(') {
+            return None;
+        }
+        i += 1;
+        let mut placeholders = self.placeholders;
+        let mut key = None;
+        let mut n = 0usize;
+        loop {
+            i = skip_space(sql, i);
+            if n == key_at {
+                let t = self.plain_key(i, &mut placeholders)?;
+                i = t.end;
+                key = Some(t);
+            } else {
+                i = self.plain_value_end(i, null_plain, &mut placeholders)?;
+            }
+            n += 1;
+            // `, ` is the usual separator: look for the delimiter first.
+            let mut d = *sql.get(i)?;
+            if is_space(d) {
+                i = skip_space(sql, i);
+                d = *sql.get(i)?;
+            }
+            match d {
+                b',' => i += 1,
+                b')' => break,
+                _ => return None,
+            }
+        }
+        // A row too short to hold the key: the token path's to judge.
+        let key = key?;
+        // A `,` right after the row means another one; anything else (the
+        // end, ON DUPLICATE KEY, a comment that may hide a `,`) is left to
+        // the token path.
+        let after = skip_space(sql, i + 1);
+        let more = sql.get(after) == Some(&b',');
+        self.pos = if more { after + 1 } else { i + 1 };
+        self.word_end = usize::MAX;
+        self.placeholders = placeholders;
+        Some(PlainRow { key, more })
+    }
+
+    /// The key of a plain row at `i`, as the token the lexer makes of it:
+    /// `?`, an integer (a sign right before it included, as
+    /// `Parser::literal` takes it) or a string.
+    #[inline]
+    fn plain_key(&self, i: usize, placeholders: &mut u32) -> Option<Token> {
+        let sql = self.sql;
+        let c = *sql.get(i)?;
+        match c {
+            b'?' => {
+                let mut t = Token::new(Tok::Placeholder, i, i + 1);
+                t.index = (*placeholders).min(u16::MAX as u32) as u16;
+                *placeholders = placeholders.saturating_add(1);
+                Some(t)
+            }
+            b'0'..=b'9' | b'-' | b'+' => {
+                let digits = i + usize::from(!c.is_ascii_digit());
+                let end = digit_run(sql, digits);
+                // No digits (`--`, `- 5`), or more than an integer (`4.2`,
+                // `4e2`, `0x2A`, `12abc`): the token path's.
+                if end == digits || sql.get(end).is_some_and(|&d| d == b'.' || is_ident_byte(d)) {
+                    return None;
+                }
+                Some(Token::new(Tok::Number, i, end))
+            }
+            b'\'' | b'"' if c == b'\'' || !self.ansi_quotes => {
+                let (end, escaped) = self.quote_end(i + 1, c, !self.no_backslash_escapes)?;
+                let mut t = Token::new(Tok::Str, i, end);
+                t.escaped = escaped;
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
+    /// The end of a plain value at `i`: a number (`42`, `-4.2`, with no
+    /// exponent or name bytes), a string literal, `?` (counted in
+    /// `placeholders`), or NULL when `null_plain` (the caller says no
+    /// sharded table is named `null`, which the token path would count as a
+    /// stray). Each reads as tokens that change no parser state but the
+    /// placeholder count.
+    #[inline(always)]
+    fn plain_value_end(&self, i: usize, null_plain: bool, placeholders: &mut u32) -> Option<usize> {
+        let sql = self.sql;
+        let c = *sql.get(i)?;
+        match c {
+            b'0'..=b'9' | b'-' | b'+' => {
+                let digits = i + usize::from(!c.is_ascii_digit());
+                if !sql.get(digits)?.is_ascii_digit() {
+                    // `--` may start a comment, `-x` is an expression.
+                    return None;
+                }
+                let j = run(sql, digits + 1, DECIMAL);
+                if j < sql.len() && is_ident_byte(sql[j]) {
+                    // An exponent, a hex number, a name: the token path.
+                    return None;
+                }
+                Some(j)
+            }
+            b'\'' | b'"' if c == b'\'' || !self.ansi_quotes => {
+                // Most strings hold no quote or backslash: the first one
+                // found closes them. Escapes take the general loop.
+                let body = i + 1;
+                let backslash = !self.no_backslash_escapes;
+                let j = body
+                    + if backslash {
+                        memchr2(c, b'\\', &sql[body..])?
+                    } else {
+                        memchr(c, &sql[body..])?
+                    };
+                if sql[j] == c && sql.get(j + 1) != Some(&c) {
+                    Some(j + 1)
+                } else {
+                    Some(self.quote_end(body, c, backslash)?.0)
+                }
+            }
+            b'?' => {
+                *placeholders = placeholders.saturating_add(1);
+                Some(i + 1)
+            }
+            b'n' | b'N'
+                if null_plain
+                    && sql.len() >= i + 4
+                    && sql[i..i + 4].eq_ignore_ascii_case(b"NULL")
+                    && !sql.get(i + 4).copied().is_some_and(is_ident_byte) =>
+            {
+                Some(i + 4)
             }
             _ => None,
         }
@@ -585,11 +765,8 @@ impl<'a> Lexer<'a> {
         Token::new(kind, start, end)
     }
 
-    fn ident_end(&self, mut i: usize) -> usize {
-        while i < self.sql.len() && is_ident_byte(self.sql[i]) {
-            i += 1;
-        }
-        i
+    fn ident_end(&self, i: usize) -> usize {
+        ident_run(self.sql, i)
     }
 
     /// A token starting with a digit or `.digit`: a number, or an identifier
@@ -690,8 +867,11 @@ impl<'a> Lexer<'a> {
                 // Unterminated (maybe a `\\` as the last byte).
                 return None;
             }
-            let (a, b) = if backslash { (q, b'\\') } else { (q, q) };
-            let j = i + find2(&sql[i..], a, b)?;
+            let j = i + if backslash {
+                memchr2(q, b'\\', &sql[i..])?
+            } else {
+                memchr(q, &sql[i..])?
+            };
             if sql[j] == b'\\' {
                 escaped = true;
                 i = j + 2;
@@ -746,7 +926,7 @@ impl<'a> Lexer<'a> {
 /// eight bytes at a time in a `u64` (no SIMD setup) for the first 64 bytes,
 /// memchr for what is longer.
 #[inline]
-fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+pub(crate) fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let (va, vb) = (LO * u64::from(a), LO * u64::from(b));

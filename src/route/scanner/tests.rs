@@ -740,3 +740,50 @@ fn refusal_messages_name_table_column_and_remedy() {
         ("Users", "userid", NoKey)
     );
 }
+
+/// The plain-row fast path once took a row followed by a comment as the last
+/// row: the `,` after the comment was then not understood.
+#[test]
+fn a_comment_between_plain_rows_does_not_end_the_values() {
+    let sql = "INSERT INTO users (userid, n) VALUES (1, 'a') /* c */ , (2, NULL) # x\n, (3, ?)";
+    keys(sql, &["1", "2", "3"]);
+    let s = schema();
+    assert_eq!(
+        analyze(sql.as_bytes(), &s, &OPTS),
+        analyze_reference(sql.as_bytes(), &s, &OPTS)
+    );
+}
+
+/// Plain rows and rows read token by token, mixed, give the keys in order
+/// and count placeholders in order, as the token path does.
+#[test]
+fn plain_rows_agree_with_the_token_path() {
+    let s = schema();
+    for sql in [
+        "INSERT INTO users (n, userid) VALUES (?, ?), (NOW(), 5), ('x', -7), (NULL, +8)",
+        "INSERT INTO users (userid, n) VALUES ('a\\'b', 1.5), (\"q\", 'it''s'), (0x2A, 1)",
+        "INSERT INTO users (userid, n) VALUES (1, 2), (3)",
+        "INSERT INTO users (userid, n) VALUES (1, 2) ON DUPLICATE KEY UPDATE n = 3",
+        "INSERT INTO users (userid, n) VALUES (NULL, 2)",
+        "INSERT INTO users (userid, n) VALUES (1, users)",
+        "INSERT INTO users (userid, n) VALUES (1, 2),",
+        "INSERT INTO users (userid, n) VALUES (1, 'open",
+        "INSERT INTO users (userid, n) VALUES (1, 2) /*!50000 , (3, 4) */",
+        "INSERT INTO users (userid, n) VALUES (1 , 2 ) , ( 3 , 4 ) ; SELECT 1",
+    ] {
+        for opts in [
+            OPTS,
+            ScanOptions {
+                no_backslash_escapes: true,
+                ansi_quotes: true,
+                server_version: 50544,
+            },
+        ] {
+            assert_eq!(
+                analyze(sql.as_bytes(), &s, &opts),
+                analyze_reference(sql.as_bytes(), &s, &opts),
+                "{sql} {opts:?}"
+            );
+        }
+    }
+}
