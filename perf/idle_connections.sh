@@ -16,6 +16,9 @@
 #   N [10000]          idle client connections to hold
 #   CONCURRENCY [32]   connections being opened at the same time
 #   REACTORS [2]       dbrouter --reactors
+#   POOL_MODE [session] dbrouter --pool-mode: in transaction mode an idle client
+#                      holds no backend connection (at most pool.max_per_shard
+#                      in all), so dbrouter needs one socket per client
 #   SETTLE [3]         seconds to wait after the last connection before reading RSS
 #   DBROUTER_BIN [$CARGO_TARGET_DIR or target]/release/dbrouter; built with
 #                      cargo (with the idle_clients example) unless BUILD=0
@@ -27,6 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${N:-10000}
 CONCURRENCY=${CONCURRENCY:-32}
 REACTORS=${REACTORS:-2}
+POOL_MODE=${POOL_MODE:-session}
 SETTLE=${SETTLE:-3}
 BUILD=${BUILD:-1}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -53,13 +57,14 @@ done
 # client process one each: raise the limit of this shell, inherited by all.
 # Without CAP_SYS_RESOURCE the hard limit cannot be raised: N must then fit
 # in it (in a container with a hard limit of 20000, N is at most 9968).
-NEED=$((2 * N + 64))
+[[ $POOL_MODE == session || $POOL_MODE == transaction ]] || die "POOL_MODE must be session or transaction"
+if [[ $POOL_MODE == transaction ]]; then NEED=$((N + 128)); else NEED=$((2 * N + 64)); fi
 WANT=$((4 * N + 8192))
 ulimit -Hn "$WANT" 2>/dev/null
 HARD=$(ulimit -Hn)
 [[ $HARD == unlimited ]] && HARD=$WANT
 ulimit -n "$((HARD < WANT ? HARD : WANT))" 2>/dev/null
-(($(ulimit -n) >= NEED)) || die "dbrouter needs $NEED open files for N=$N, the hard limit is $HARD (not raisable here): use N <= $(((HARD - 64) / 2))"
+(($(ulimit -n) >= NEED)) || die "dbrouter needs $NEED open files for N=$N, the hard limit is $HARD (not raisable here): use a smaller N (session mode: N <= $(((HARD - 64) / 2)); transaction mode: N <= $((HARD - 128)))"
 
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d /tmp/dbrouter-idle.XXXXXX) || die "mktemp failed"
@@ -155,7 +160,7 @@ SQL
 # ---------------------------------------------------------------- dbrouter
 DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
     "$DBROUTER_BIN" --listen "127.0.0.1:$DBR_PORT" --backend "127.0.0.1:$MDB_PORT" \
-    --reactors "$REACTORS" >"$TMP/dbrouter.log" 2>&1 &
+    --reactors "$REACTORS" --pool-mode "$POOL_MODE" >"$TMP/dbrouter.log" 2>&1 &
 DBR_PID=$!
 ok=0
 for ((i = 0; i < 120; i++)); do
@@ -207,8 +212,8 @@ VERDICT=$(awk -v p="$PER_CONN" 'BEGIN { print (p <= 16) ? "meets" : "DOES NOT me
 GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo "+dirty-src")
 
 echo
-echo "idle connections through dbrouter: N=$N (opened $CONCURRENCY at a time in ${OPEN_S}s), --reactors $REACTORS, git $GIT_REV, $(date -u '+%F %H:%M') UTC"
-echo "  established client connections: $CLIENTS; mariadbd Threads_connected: $BACKENDS (one backend each, plus the accounts reader)"
+echo "idle connections through dbrouter: N=$N (opened $CONCURRENCY at a time in ${OPEN_S}s), --reactors $REACTORS, --pool-mode $POOL_MODE, git $GIT_REV, $(date -u '+%F %H:%M') UTC"
+echo "  established client connections: $CLIENTS; mariadbd Threads_connected: $BACKENDS (session mode: one backend each; transaction mode: the pool's; plus the accounts reader)"
 echo "  dbrouter VmRSS before: $DBR_BEFORE KiB   after: $DBR_AFTER KiB   ($DBR_THREADS threads)"
 echo "  dbrouter RSS per idle connection: $PER_CONN KiB ($VERDICT the 16 KiB target)"
 echo "  mariadbd VmRSS before: $MDB_BEFORE KiB   after: $MDB_AFTER KiB   per connection: $MDB_PER_CONN KiB (for scale)"
