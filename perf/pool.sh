@@ -231,7 +231,7 @@ mariadb-install-db --no-defaults --datadir="$TMP/data" --auth-root-authenticatio
     >"$TMP/install.log" 2>&1 || { tail -20 "$TMP/install.log" >&2; die "mariadb-install-db failed"; }
 mariadbd --no-defaults --datadir="$TMP/data" --port="$MDB_PORT" --bind-address=127.0.0.1 \
     --socket="$TMP/sock" --pid-file="$TMP/mariadbd.pid" --user=root \
-    --log-error="$TMP/mariadbd.err" \
+    --log-error="$TMP/mariadbd.err" --tmpdir="$TMP" \
     --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M \
     --performance-schema=OFF --skip-name-resolve --max-connections="$MAX_CONNECTIONS" &
 MDB_PID=$!
@@ -269,7 +269,10 @@ timeout 600 sysbench oltp_read_write "${SB_COMMON[@]}" --mysql-user="${SB_USER[d
 # One persistent client on the unix socket (as root, so not counted) runs
 # this query every SAMPLE_MS; a bash loop feeds it through a FIFO and paces
 # itself with `read -t` on another FIFO (no fork per sample). Columns: server
-# time, then each path's account's connection count.
+# time, then each path's account's connection count. --force: an error (the
+# server failing on its temporary table, say) skips a sample, not the rest.
+# mariadbd keeps its temporary files in $TMP (--tmpdir): /tmp is shared with
+# jobs that clean it.
 SAMPLE_SQL="SELECT UNIX_TIMESTAMP(NOW(6))"
 for path in "${PATHS[@]}"; do SAMPLE_SQL+=", SUM(USER='${SB_USER[$path]}')"; done
 SAMPLE_SQL+=" FROM information_schema.PROCESSLIST;"
@@ -284,7 +287,7 @@ sampler_loop() {
 }
 sampler_loop >"$TMP/sampler.fifo" &
 SAMPLER_LOOP_PID=$!
-mariadb --no-defaults -S "$TMP/sock" -uroot -N -B --unbuffered <"$TMP/sampler.fifo" \
+mariadb --no-defaults -S "$TMP/sock" -uroot -N -B --unbuffered --force <"$TMP/sampler.fifo" \
     >"$TMP/samples.tsv" 2>"$TMP/sampler.err" &
 SAMPLER_PID=$!
 sleep 1
@@ -364,7 +367,8 @@ GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && g
 proc_ticks() { # CPU ticks (utime+stime) of a process -> TICKS
     local s
     TICKS=0
-    read -r s <"/proc/$1/stat" 2>/dev/null || return 0
+    [[ -n $1 && -r /proc/$1/stat ]] || return 0
+    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
     s=${s##*) }
     local -a f=($s)
     TICKS=$((f[11] + f[12]))
@@ -482,7 +486,10 @@ run_one() {
     fi
     printf '  %-8s %-18s t=%-4s rep=%-7s qps=%-10s p95=%-7s proxy_cpu/1kq=%-9s conns=%-5s errs=%-4s others=%s%% %s\n' \
         "$path" "$wl" "$thr" "$rep" "${qps:-?}" "${p95:-?}" "$p1k" "$CONNS" "${errs:-?}" "$others" "$status" >&2
-    ((NSAMPLES == 0)) && log "WARNING: no connection samples during this run (see $TMP/sampler.err)"
+    if ((NSAMPLES == 0)); then
+        log "WARNING: no connection samples during this run (see $TMP/sampler.err)"
+        tail -3 "$TMP/sampler.err" >&2
+    fi
     if [[ $status != ok ]]; then
         log "run $path $wl t=$thr failed ($status); sysbench output ($out):"
         tail -25 "$out" >&2

@@ -206,14 +206,6 @@ impl StatementCache {
         Some(self.entries.swap_remove(oldest).id)
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Forgets everything (the server dropped the statements: reset).
     pub fn clear(&mut self) {
         self.entries.clear();

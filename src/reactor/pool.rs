@@ -60,6 +60,14 @@ struct ShardPool {
     waiters: VecDeque<usize>,
 }
 
+/// Who asks `Pool::lend`: a session key, and whether it was waiting
+/// already (woken, then beaten to the connection by another).
+#[derive(Debug, Clone, Copy)]
+pub struct Waiter {
+    pub key: usize,
+    pub again: bool,
+}
+
 /// What `Pool::lend` found. Returned once per borrow and moved straight
 /// into the session: boxing the connection would cost an allocation each
 /// time for nothing.
@@ -115,7 +123,7 @@ impl Pool {
         shard: usize,
         key: &PoolKey,
         state: &[Vec<u8>],
-        session: usize,
+        session: Waiter,
         now: Instant,
         registry: &Registry,
     ) -> Lend {
@@ -157,8 +165,13 @@ impl Pool {
         if pool.waiters.len() >= self.max_waiting {
             return Lend::Exhausted;
         }
-        if !pool.waiters.contains(&session) {
-            pool.waiters.push_back(session);
+        if !pool.waiters.contains(&session.key) {
+            // One woken and beaten to the connection keeps its turn.
+            if session.again {
+                pool.waiters.push_front(session.key);
+            } else {
+                pool.waiters.push_back(session.key);
+            }
         }
         Lend::Wait
     }
@@ -226,15 +239,6 @@ impl Pool {
             }
             pool.groups.retain(|g| !g.idle.is_empty());
         }
-    }
-
-    /// Idle connections held, all shards (for logs and tests).
-    pub fn idle_count(&self) -> usize {
-        self.shards
-            .iter()
-            .flat_map(|p| &p.groups)
-            .map(|g| g.idle.len())
-            .sum()
     }
 
     /// Closes every idle connection (the reactor stops).

@@ -236,8 +236,12 @@ impl Session {
             // server's verdict comes with its first statement.
             let lent = self.pool_key.clone().map(|key| {
                 let state = self.replay.clone();
+                let waiter = Waiter {
+                    key: self.key,
+                    again: false,
+                };
                 ctx.pool
-                    .lend(self.active, &key, &state, self.key, ctx.now, ctx.registry)
+                    .lend(self.active, &key, &state, waiter, ctx.now, ctx.registry)
             });
             match lent.unwrap_or(Lend::Open) {
                 Lend::Idle(back) => {

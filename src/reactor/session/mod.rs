@@ -62,7 +62,7 @@ use crate::route::value::KeyValue;
 
 use super::backend::{Backend, BackendFailure, LoginRequest, ShardAddr, Step};
 use super::buffer::{Buffer, Io};
-use super::pool::{Lend, Pool, PoolKey};
+use super::pool::{Lend, Pool, PoolKey, Waiter};
 use super::statements::{set_statement_id, Statements, StmtRoute};
 use super::{back_token, Ctx};
 
@@ -199,6 +199,9 @@ pub struct Session {
     /// What backend connections for this client log in with (transaction
     /// mode: which pooled connections it may borrow).
     pool_key: Option<PoolKey>,
+    /// When a wait for a pooled connection gives up (set by the first
+    /// `Lend::Wait` of a command; a retry keeps it).
+    wait_deadline: Option<Instant>,
     /// The server status of the last reply, for replies the proxy makes.
     last_status: u16,
     /// Prepared statements, by the ids the client sees.
@@ -246,6 +249,7 @@ impl Session {
             pins: Pins::default(),
             effects: Effects::default(),
             pool_key: None,
+            wait_deadline: None,
             last_status: status::SERVER_STATUS_AUTOCOMMIT,
             stmts: Statements::default(),
             scan: Some(ctx.shared.scan),

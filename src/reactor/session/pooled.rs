@@ -27,9 +27,13 @@ impl Session {
             self.abandon(&dispatch, &bytes);
             return;
         };
+        let waiter = Waiter {
+            key: self.key,
+            again: self.wait_deadline.is_some(),
+        };
         match ctx
             .pool
-            .lend(shard, key, &self.replay, self.key, ctx.now, ctx.registry)
+            .lend(shard, key, &self.replay, waiter, ctx.now, ctx.registry)
         {
             Lend::Idle(back) => {
                 if self.adopt(ctx, back) {
@@ -42,7 +46,8 @@ impl Session {
             }
             Lend::Open => self.open_for(ctx, dispatch),
             Lend::Wait => {
-                let at = ctx.now + ctx.shared.config.pool_wait_timeout();
+                let timeout = ctx.shared.config.pool_wait_timeout();
+                let at = *self.wait_deadline.get_or_insert(ctx.now + timeout);
                 self.arm_deadline(ctx, at);
                 self.phase = Phase::Waiting(dispatch);
             }
@@ -115,6 +120,7 @@ impl Session {
             return false;
         }
         ctx.pool.forget_waiter(shard, self.key);
+        self.wait_deadline = None;
         self.disarm_deadline_if_waiting_done();
         true
     }
@@ -133,6 +139,7 @@ impl Session {
             return;
         };
         ctx.pool.forget_waiter(dispatch.shard, self.key);
+        self.wait_deadline = None;
         let wait = ctx.shared.config.pool.wait_timeout_ms;
         let message = self.exhausted_message(
             ctx,
