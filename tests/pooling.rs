@@ -465,3 +465,23 @@ fn clients_with_different_settings_reuse_connections_that_fit() {
     eprintln!("800 statements in two settings: {opened} backend logins");
     assert!(opened <= 40, "{opened} backend logins");
 }
+
+#[test]
+fn a_client_logged_in_from_the_pool_outlives_the_handshake_timeout() {
+    // Regression: a login answered from an idle pooled connection left the
+    // handshake deadline armed, and the session was closed silently when
+    // it fired.
+    let db = MariaDb::start();
+    let config = standard_config(&db)
+        .set("pool_mode", "\"transaction\"")
+        .set("reactors", "1")
+        .set("handshake_timeout_ms", "800")
+        .build();
+    let proxy = Dbrouter::start(&config);
+    let target = proxy.target();
+    drop(target.conn()); // leaves an idle pooled connection behind
+    let mut conn = target.conn(); // logged in from it, no backend round trip
+    thread::sleep(Duration::from_millis(1500));
+    let one: Option<i64> = conn.query_first("SELECT 1").unwrap();
+    assert_eq!(one, Some(1));
+}

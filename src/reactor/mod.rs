@@ -227,10 +227,14 @@ impl Reactor {
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, now);
             }
-            // Sessions a connection came back for (transaction mode).
+            // Sessions a connection came back for (transaction mode); then
+            // what they did not take goes to the next waiter or idle.
             while !self.pool.woken.is_empty() {
                 for key in std::mem::take(&mut self.pool.woken) {
                     self.drive(key, now);
+                }
+                if self.pool.woken.is_empty() {
+                    self.pool.reclaim(now, self.poll.registry());
                 }
             }
             if self.pool.enabled && now >= self.next_sweep {

@@ -95,6 +95,11 @@ pub struct Pool {
     check_after: Duration,
     /// Sessions to drive because a connection came back for them.
     pub woken: Vec<usize>,
+    /// Connections handed to a woken waiter (session key, shard, login,
+    /// connection): kept for it, so that a client arriving meanwhile cannot
+    /// take it first and starve the queue. Unclaimed ones go back to the
+    /// pool (`reclaim`).
+    handoff: Vec<(usize, usize, PoolKey, Backend)>,
 }
 
 impl Pool {
@@ -109,6 +114,7 @@ impl Pool {
             max_lifetime: Duration::from_millis(pool.max_lifetime_ms),
             check_after: Duration::from_millis(pool.check_after_ms),
             woken: Vec::new(),
+            handoff: Vec::new(),
         }
     }
 
@@ -127,10 +133,29 @@ impl Pool {
         now: Instant,
         registry: &Registry,
     ) -> Lend {
+        if let Some(at) = self
+            .handoff
+            .iter()
+            .position(|(k, s, _, _)| *k == session.key && *s == shard)
+        {
+            let (_, _, login, back) = self.handoff.swap_remove(at);
+            if login == *key {
+                return Lend::Idle(back);
+            }
+            // Logged in for someone else: back among the idle ones.
+            self.keep_idle(shard, &login, back, now);
+        }
         let Some(pool) = self.shards.get_mut(shard) else {
             return Lend::Open;
         };
-        if let Some(group) = pool.groups.iter_mut().find(|g| g.key == *key) {
+        // Clients already waiting go first.
+        let queued = !pool.waiters.is_empty() && !session.again;
+        if let Some(group) = pool
+            .groups
+            .iter_mut()
+            .find(|g| g.key == *key)
+            .filter(|_| !queued)
+        {
             while let Some(at) = group.idle.iter().rposition(|i| fits(&i.back, state)) {
                 let idle = group.idle.remove(at);
                 let mut back = idle.back;
@@ -146,17 +171,27 @@ impl Pool {
                 return Lend::Idle(back);
             }
         }
-        if pool.open < self.share {
+        if pool.open < self.share && !queued {
             pool.open += 1;
             return Lend::Open;
         }
-        if let Some(group) = pool.groups.iter_mut().find(|g| g.key == *key) {
+        if let Some(group) = pool
+            .groups
+            .iter_mut()
+            .find(|g| g.key == *key)
+            .filter(|_| !queued)
+        {
             if let Some(idle) = group.idle.pop() {
                 return Lend::Idle(idle.back);
             }
         }
         // Room taken by connections logged in for others: close one.
-        if let Some(group) = pool.groups.iter_mut().find(|g| !g.idle.is_empty()) {
+        if let Some(group) = pool
+            .groups
+            .iter_mut()
+            .find(|g| !g.idle.is_empty())
+            .filter(|_| !queued)
+        {
             if let Some(mut idle) = group.idle.pop() {
                 retire(&mut idle.back, registry);
                 return Lend::Open; // its count passes to the new one
@@ -193,19 +228,40 @@ impl Pool {
         if !back.reusable() || now.duration_since(back.born) >= self.max_lifetime {
             retire(&mut back, registry);
             pool.open -= 1;
-        } else {
-            let idle = Idle { back, since: now };
-            match pool.groups.iter_mut().find(|g| g.key == *key) {
-                Some(group) => group.idle.push(idle),
-                None => pool.groups.push(Group {
-                    key: key.clone(),
-                    idle: vec![idle],
-                }),
+            if let Some(waiter) = pool.waiters.pop_front() {
+                self.woken.push(waiter); // it may open one now
             }
-        }
-        if let Some(waiter) = pool.waiters.pop_front() {
+        } else if let Some(waiter) = pool.waiters.pop_front() {
+            self.handoff.push((waiter, shard, key.clone(), back));
             self.woken.push(waiter);
+        } else {
+            self.keep_idle(shard, key, back, now);
         }
+    }
+
+    fn keep_idle(&mut self, shard: usize, key: &PoolKey, back: Backend, now: Instant) {
+        let Some(pool) = self.shards.get_mut(shard) else {
+            return;
+        };
+        let idle = Idle { back, since: now };
+        match pool.groups.iter_mut().find(|g| g.key == *key) {
+            Some(group) => group.idle.push(idle),
+            None => pool.groups.push(Group {
+                key: key.clone(),
+                idle: vec![idle],
+            }),
+        }
+    }
+
+    /// Connections handed to woken sessions that did not take them (they
+    /// had left, or stopped waiting): to the next waiter, or idle. Called by
+    /// the reactor once the woken sessions were driven; true if it woke
+    /// more.
+    pub fn reclaim(&mut self, now: Instant, registry: &Registry) -> bool {
+        for (_, shard, key, back) in std::mem::take(&mut self.handoff) {
+            self.give_back(shard, &key, back, now, registry);
+        }
+        !self.woken.is_empty()
     }
 
     /// A lent (or opening) connection was closed by its session.
@@ -249,6 +305,9 @@ impl Pool {
                     retire(&mut idle.back, registry);
                 }
             }
+        }
+        for (_, _, _, mut back) in self.handoff.drain(..) {
+            retire(&mut back, registry);
         }
     }
 
