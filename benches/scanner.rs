@@ -1,12 +1,17 @@
 //! Shard-key extraction: a typical point select (target <= 100 ns) and a
 //! 64 KB multi-row INSERT (target >= 1 GB/s). Run with
-//! `cargo bench --bench scanner -- --quick`.
+//! `cargo bench --bench scanner -- --quick`. "route_query point select" is
+//! what a COM_QUERY pays in all: the multi-statement split, the scan, the
+//! key's hash and the shard map.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dbrouter::config::Config;
+use dbrouter::route::router::{route_query, Decision};
 use dbrouter::route::scanner::{analyze, split_statements, ScanOptions, Target};
 use dbrouter::route::schema::{KeyType, MissingKey, Schema, TableRule};
+use dbrouter::route::topology::Topology;
 
 fn schema() -> Schema {
     let sharded = |key: &str| TableRule::Sharded {
@@ -18,6 +23,40 @@ fn schema() -> Schema {
         .with_table("users", sharded("userid"))
         .with_table("orders", sharded("userid"))
         .with_table("countries", TableRule::Global)
+}
+
+/// The same tables behind two shards, for `route_query`.
+fn topology() -> Topology {
+    let config = Config::from_toml(
+        r#"
+        [proxy]
+        listen = "127.0.0.1:6033"
+        [[user]]
+        name = "app"
+        password_hash = ""
+        [[shard]]
+        id = 0
+        master = "127.0.0.1:3306"
+        [[shard]]
+        id = 1
+        master = "127.0.0.1:3316"
+        [sharding]
+        buckets = 1024
+        [[table]]
+        name = "users"
+        key = "userid"
+        key_type = "int"
+        [[table]]
+        name = "orders"
+        key = "userid"
+        key_type = "int"
+        [[table]]
+        name = "countries"
+        global = true
+        "#,
+    )
+    .expect("the bench configuration parses");
+    Topology::from_config(&config)
 }
 
 const OPTS: ScanOptions = ScanOptions::new(101119);
@@ -72,6 +111,15 @@ fn scanner(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(POINT.len() as u64));
     g.bench_function("point select", |b| {
         b.iter(|| keys(black_box(POINT), &schema))
+    });
+    let topology = topology();
+    // crc32("42") % 1024 = 136: shard 0 holds buckets 0-511.
+    assert_eq!(
+        route_query(POINT, &topology, &OPTS).map(|r| r.decision),
+        Ok(Decision::Shard(0))
+    );
+    g.bench_function("route_query point select", |b| {
+        b.iter(|| route_query(black_box(POINT), &topology, &OPTS).map(|r| r.decision))
     });
     let hibernate: &[u8] = b"select u1_0.userid,u1_0.name from users u1_0 where u1_0.userid=?";
     g.throughput(Throughput::Bytes(hibernate.len() as u64));

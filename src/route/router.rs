@@ -152,8 +152,16 @@ pub fn route_query(
     topology: &Topology,
     opts: &ScanOptions,
 ) -> Result<Routed, RouteError> {
-    let parts = split_statements(sql, opts);
     let mut session_parts = SmallVec::new();
+    let parts = if one_statement_as_is(sql) {
+        // No `;` byte: `split_statements` would make at most one part,
+        // trimmed of whitespace the statement does not have, i.e. `sql`
+        // itself (or no part, which means the same below). Skipping its
+        // lexer pass saves a whole pass over every single-statement query.
+        SmallVec::new()
+    } else {
+        split_statements(sql, opts)
+    };
     if parts.len() <= 1 {
         // The common case: one statement (perhaps with a trailing `;`).
         let range = parts.first().cloned().unwrap_or(0..sql.len());
@@ -205,6 +213,18 @@ pub fn route_query(
         decision,
         session_parts,
     })
+}
+
+/// Whether [`split_statements`] would return `sql` whole (or nothing, which
+/// `route_query` reads the same): it ends a statement only at a `;` token,
+/// which only a `;` byte makes, and without one it returns at most the
+/// whole text trimmed of ASCII whitespace. A `;` inside a string or a
+/// comment also sends the query to `split_statements`: rarer than it costs
+/// to tell, and the answer stays exactly the split's.
+#[inline]
+fn one_statement_as_is(sql: &[u8]) -> bool {
+    let ws = |c: Option<&u8>| c.is_some_and(u8::is_ascii_whitespace);
+    !ws(sql.first()) && !ws(sql.last()) && memchr::memchr(b';', sql).is_none()
 }
 
 /// Routes a prepared statement's execution: `analysis` of its text, with
@@ -420,6 +440,49 @@ mod tests {
             Ok(Decision::Shard(0))
         );
         assert_eq!(route("BEGIN; SELECT 1"), Ok(Decision::LastUsed));
+    }
+
+    /// `route_query` skips `split_statements` only where the split could
+    /// only give the whole text (or nothing): no `;` byte and no whitespace
+    /// to trim. A `;` in a string or a comment still takes the split.
+    #[test]
+    fn the_split_is_skipped_only_where_it_gives_the_whole_text() {
+        let opts = ScanOptions::new(101119);
+        let whole = |sql: &str| {
+            let parts = split_statements(sql.as_bytes(), &opts);
+            parts.is_empty() || (parts.len() == 1 && parts[0] == (0..sql.len()))
+        };
+        for sql in [
+            "",
+            "SELECT * FROM users WHERE userid = 42",
+            "SELECT 1 /* ; */",
+            "SELECT ';'",
+            "SELECT 1;",
+            ";",
+            "SELECT 1; SELECT 2",
+            " SELECT 1",
+            "SELECT 1\n",
+            "SELECT 1\x0b",
+            "/* only a comment */",
+            "-- x",
+            "# x",
+            "BEGIN NOT ATOMIC SELECT 1; END",
+            "/*!50000 SELECT 1; */",
+            "SELECT 'open",
+        ] {
+            if one_statement_as_is(sql.as_bytes()) {
+                assert!(whole(sql), "{sql:?}");
+            }
+        }
+        assert!(one_statement_as_is(
+            b"SELECT * FROM users WHERE userid = 42"
+        ));
+        assert!(!one_statement_as_is(b"SELECT ';'"));
+        assert!(!one_statement_as_is(b"SELECT 1\n"));
+        assert_eq!(
+            route("SELECT * FROM users WHERE userid = 42 -- ;\n"),
+            Ok(Decision::Shard(0))
+        );
     }
 
     #[test]

@@ -24,122 +24,94 @@
 
 use smallvec::smallvec;
 
-use super::lexer::{find2, ident_run, is_ident_byte, keyword, skip_space, Kw};
+use super::lexer::{keyword, Kw};
 use super::{introducer, Analysis, StatementKind, Target};
 use crate::route::schema::{Schema, TableRule};
 use crate::route::value::KeyValue;
 use std::borrow::Cow;
 
+// Byte classes of the fast path: one table load per byte decides.
+/// Anything else: the full parser's.
+const OTHER: u8 = 0;
+/// `my_isspace`: the bytes the server skips between tokens.
+const SPACE: u8 = 1;
+/// A byte that may start an unquoted name: a letter, `_`, `$`, >= 0x80
+/// (MariaDB's `ident_map` for ASCII-compatible character sets).
+const NAME: u8 = 2;
+/// `0-9`: continues a name, but starts a number.
+const DIGIT: u8 = 3;
+const BACKQUOTE: u8 = 4;
+const DOT: u8 = 5;
+/// `,` and `*`: in the column list, read as themselves.
+const LIST: u8 = 6;
+
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
+            b'0'..=b'9' => DIGIT,
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$' | 0x80..=0xff => NAME,
+            b'`' => BACKQUOTE,
+            b'.' => DOT,
+            b',' | b'*' => LIST,
+            _ => OTHER,
+        };
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn class(sql: &[u8], i: usize) -> u8 {
+    match sql.get(i) {
+        Some(&c) => CLASS[c as usize],
+        None => OTHER,
+    }
+}
+
+/// The first backquote at or after `i`. Names are short: one 8-byte word
+/// mostly holds the closing quote, where a byte loop or a `memchr` call
+/// would cost several times more.
+#[inline(always)]
+fn backquote_from(sql: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = LO * b'`' as u64;
+    while let Some(word) = sql.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w) ^ QUOTES;
+        // A zero byte of x is a backquote; the lowest flagged byte is the
+        // first one (borrows only flag bytes above a true zero).
+        let z = x.wrapping_sub(LO) & !x & HI;
+        if z != 0 {
+            return Some(i + (z.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let rest = sql.get(i..)?;
+    rest.iter().position(|&c| c == b'`').map(|j| i + j)
+}
+
 /// A name as the fast path reads it: an unquoted identifier that does not
-/// start with a digit, or a backquoted one without doubled backquotes.
+/// start with a digit, or a backquoted one that is not empty and holds no
+/// doubled backquote. `start..end` is its text, inside the quotes.
 #[derive(Clone, Copy)]
 struct Name {
-    /// The whole token, quotes included.
     start: usize,
     end: usize,
     quoted: bool,
 }
 
-struct Cursor<'a> {
-    sql: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    #[inline]
-    fn byte(&self) -> Option<u8> {
-        self.sql.get(self.pos).copied()
-    }
-
-    #[inline]
-    fn skip_space(&mut self) {
-        self.pos = skip_space(self.sql, self.pos);
-    }
-
-    /// The name at the cursor, if there is one.
-    #[inline(always)]
-    fn name(&mut self) -> Option<Name> {
-        let start = self.pos;
-        let c = self.byte()?;
-        if c == b'`' {
-            let body = start + 1;
-            let len = find2(&self.sql[body..], b'`', b'`')?;
-            let end = body + len + 1;
-            // Empty, or a doubled backquote inside: the full parser's job.
-            if len == 0 || self.sql.get(end) == Some(&b'`') {
-                return None;
-            }
-            self.pos = end;
-            return Some(Name {
-                start,
-                end,
-                quoted: true,
-            });
-        }
-        // A digit first makes a number or `12abc`; a lone x, b or n before a
-        // quote makes a hex, bit or national string: both end up in a
-        // position where the fast path expects no quote, and it gives up.
-        if !is_ident_byte(c) || c.is_ascii_digit() {
-            return None;
-        }
-        let end = ident_run(self.sql, start + 1);
-        self.pos = end;
-        Some(Name {
-            start,
-            end,
-            quoted: false,
-        })
-    }
-
-    /// Whether a qualifying `.` directly follows: then it is consumed and
-    /// true is returned. A `.` that is not directly followed by a name
-    /// start (a digit, a space, the end) is not read here, and the caller
-    /// gives up at it.
-    #[inline(always)]
-    fn dot(&mut self) -> bool {
-        if self.byte() != Some(b'.') {
-            return false;
-        }
-        match self.sql.get(self.pos + 1) {
-            Some(&d) if d == b'`' || (is_ident_byte(d) && !d.is_ascii_digit()) => {
-                self.pos += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The bytes of a name, inside its quotes.
-    fn text(&self, n: Name) -> &'a [u8] {
-        if n.quoted {
-            &self.sql[n.start + 1..n.end - 1]
-        } else {
-            &self.sql[n.start..n.end]
-        }
-    }
-
-    /// The keyword an unquoted name spells (`Kw::None` for quoted ones,
-    /// as the lexer has it).
-    fn kw(&self, n: Name) -> Kw {
-        if n.quoted {
-            Kw::None
-        } else {
-            keyword(self.text(n))
-        }
-    }
-
-    fn is_word(&self, n: Name, upper: &[u8]) -> bool {
-        !n.quoted && is_keyword(self.text(n), upper)
-    }
-}
-
-/// Whether `word` spells `upper` (uppercase letters) in any case. Clearing
+/// Whether `word` spells `lower` (a lowercase keyword) in any case. Setting
 /// bit 5 maps exactly a letter's two cases, and only them, to its
-/// uppercase.
-#[inline]
-fn is_keyword(word: &[u8], upper: &[u8]) -> bool {
-    word.len() == upper.len()
-        && (word == upper || word.iter().zip(upper).all(|(&a, &b)| a & !0x20 == b))
+/// lowercase.
+#[inline(always)]
+fn is_kw(word: &[u8], lower: &[u8]) -> bool {
+    word.len() == lower.len() && word.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
 }
 
 /// ASCII case-insensitive equality, trying plain equality first: names are
@@ -149,12 +121,97 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (a == b || a.eq_ignore_ascii_case(b))
 }
 
-/// Whether `n` spells a sharded table: where the full parser would count it
-/// as a stray (a name not directly followed by a qualifying `.`), it
-/// refuses, and the fast path leaves that to it.
+struct Cursor<'a> {
+    sql: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline(always)]
+    fn skip_space(&mut self) {
+        while class(self.sql, self.pos) == SPACE {
+            self.pos += 1;
+        }
+    }
+
+    /// The name at the cursor, if there is one. A digit first makes a
+    /// number or `12abc`; a lone x, b or n before a quote makes a hex, bit
+    /// or national string: both end up in a position where the fast path
+    /// expects no quote, and it gives up.
+    #[inline(always)]
+    fn name(&mut self) -> Option<Name> {
+        let sql = self.sql;
+        let start = self.pos;
+        match class(sql, start) {
+            NAME => {
+                let mut end = start + 1;
+                while matches!(class(sql, end), NAME | DIGIT) {
+                    end += 1;
+                }
+                self.pos = end;
+                Some(Name {
+                    start,
+                    end,
+                    quoted: false,
+                })
+            }
+            BACKQUOTE => {
+                let body = start + 1;
+                // Unterminated: the full parser's error.
+                let end = backquote_from(sql, body)?;
+                // Empty, or a doubled backquote inside: the full parser's.
+                if end == body || sql.get(end + 1) == Some(&b'`') {
+                    return None;
+                }
+                self.pos = end + 1;
+                Some(Name {
+                    start: body,
+                    end,
+                    quoted: true,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// At a `.`: whether a name starts right after it (then the `.` is
+    /// consumed). A `.` followed by anything else (a digit, a space, the
+    /// end) is left for the caller, which gives up at it.
+    #[inline(always)]
+    fn dot(&mut self) -> bool {
+        if class(self.sql, self.pos) == DOT
+            && matches!(class(self.sql, self.pos + 1), NAME | BACKQUOTE)
+        {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[inline(always)]
+    fn text(&self, n: Name) -> &'a [u8] {
+        &self.sql[n.start..n.end]
+    }
+
+    /// Whether `n` is an unquoted word the lexer reads as a keyword the
+    /// parser acts on (quoted names never are).
+    #[inline]
+    fn is_keyword(&self, n: Name) -> bool {
+        !n.quoted && keyword(self.text(n)) != Kw::None
+    }
+
+    #[inline(always)]
+    fn is_word(&self, n: Name, lower: &[u8]) -> bool {
+        !n.quoted && is_kw(self.text(n), lower)
+    }
+}
+
+/// Whether `name` spells a sharded table: where the full parser would
+/// count it as a stray (a name not directly followed by a qualifying `.`),
+/// it refuses, and the fast path leaves that to it.
 #[inline(always)]
-fn sharded(schema: &Schema, c: &Cursor<'_>, n: Name) -> bool {
-    let name = c.text(n);
+fn sharded(schema: &Schema, name: &[u8]) -> bool {
     schema.may_be_sharded(name) && matches!(schema.table(name), Some(TableRule::Sharded { .. }))
 }
 
@@ -164,52 +221,48 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
     let mut c = Cursor { sql, pos: 0 };
     c.skip_space();
     let select = c.name()?;
-    if !c.is_word(select, b"SELECT") {
+    if !c.is_word(select, b"select") {
         return None;
     }
 
     // The column list: the full parser only counts strays in it and stops
     // at FROM (or notes a set operation), so any names, dots, commas and
-    // `*` read the same.
+    // `*` read the same. One class lookup per byte; a name costs its bytes
+    // and, when not a qualifier, a one-word Bloom filter probe.
     let mut after_dot = false;
     loop {
         c.skip_space();
-        match c.byte()? {
-            b',' | b'*' => {
-                c.pos += 1;
-                after_dot = false;
+        if class(sql, c.pos) == LIST {
+            c.pos += 1;
+            after_dot = false;
+            continue;
+        }
+        let n = c.name()?;
+        if !n.quoted && !after_dot {
+            // The lexer gives a keyword to every word not right after a
+            // `.` (`from.x` starts the FROM clause).
+            let w = c.text(n);
+            match w.len() {
+                4 if is_kw(w, b"from") => break,
+                5 if is_kw(w, b"union") || is_kw(w, b"minus") => return None,
+                6 if is_kw(w, b"except") => return None,
+                9 if is_kw(w, b"intersect") => return None,
+                _ => {}
             }
-            _ => {
-                let n = c.name()?;
-                if !n.quoted && !after_dot {
-                    // The lexer gives a keyword to every word not right
-                    // after a `.` (`from.x` starts the FROM clause).
-                    let w = c.text(n);
-                    if is_keyword(w, b"FROM") {
-                        break;
-                    }
-                    if [&b"UNION"[..], b"EXCEPT", b"INTERSECT", b"MINUS"]
-                        .iter()
-                        .any(|k| is_keyword(w, k))
-                    {
-                        return None;
-                    }
+        }
+        if class(sql, c.pos) == DOT {
+            // A qualifier (never a stray): `t.col`, `t.*`.
+            after_dot = c.dot();
+            if !after_dot {
+                if sql.get(c.pos + 1) != Some(&b'*') {
+                    return None;
                 }
-                if c.byte() == Some(b'.') {
-                    // A qualifier (never a stray): `t.col`, `t.*`.
-                    after_dot = c.dot();
-                    if !after_dot {
-                        if c.sql.get(c.pos + 1) != Some(&b'*') {
-                            return None;
-                        }
-                        c.pos += 1;
-                    }
-                } else {
-                    after_dot = false;
-                    if sharded(schema, &c, n) {
-                        return None;
-                    }
-                }
+                c.pos += 1;
+            }
+        } else {
+            after_dot = false;
+            if sharded(schema, c.text(n)) {
+                return None;
             }
         }
     }
@@ -218,11 +271,11 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
     // word) is the full parser's.
     c.skip_space();
     let first = c.name()?;
-    if c.kw(first) != Kw::None {
+    if c.is_keyword(first) {
         return None;
     }
     let table = if c.dot() { c.name()? } else { first };
-    if c.byte() == Some(b'.') {
+    if class(sql, c.pos) == DOT {
         return None;
     }
     let Some(TableRule::Sharded { key, .. }) = schema.table(c.text(table)) else {
@@ -235,20 +288,20 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
     c.skip_space();
     let mut alias = None;
     let mut word = c.name()?;
-    if !c.is_word(word, b"WHERE") {
+    if !c.is_word(word, b"where") {
         let mut a = word;
-        if c.is_word(word, b"AS") {
+        if c.is_word(word, b"as") {
             c.skip_space();
             a = c.name()?;
         }
         // Only a plain name: a keyword may be a join, a hint, PARTITION.
-        if c.kw(a) != Kw::None || c.byte() == Some(b'.') || sharded(schema, &c, a) {
+        if class(sql, c.pos) == DOT || c.is_keyword(a) || sharded(schema, c.text(a)) {
             return None;
         }
         alias = Some(a);
         c.skip_space();
         word = c.name()?;
-        if !c.is_word(word, b"WHERE") {
+        if !c.is_word(word, b"where") {
             return None;
         }
     }
@@ -256,11 +309,6 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
     // `[[db.]t.]key`: up to three parts, as the full parser's colref.
     c.skip_space();
     let mut parts = [c.name()?; 3];
-    let head = parts[0];
-    if !head.quoted && (c.kw(head) != Kw::None || introducer(c.text(head)).is_some()) {
-        // NULL, NOT, CASE, an introducer...: not a column there.
-        return None;
-    }
     let mut n = 1;
     while c.dot() {
         if n == 3 {
@@ -270,39 +318,49 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
         n += 1;
     }
     let col = parts[n - 1];
-    if c.byte() == Some(b'.') || sharded(schema, &c, col) {
+    if class(sql, c.pos) == DOT {
         return None;
     }
-    let same = |a: Name, b: Name| same_name(c.text(a), c.text(b));
-    let resolves = same_name(c.text(col), key.as_bytes())
+    let text = |n: Name| c.text(n);
+    let resolves = same_name(text(col), key.as_bytes())
         && match n {
             1 => true,
-            2 => same(parts[0], alias.unwrap_or(table)),
-            _ => alias.is_none() && same(parts[1], table),
+            2 => same_name(text(parts[0]), text(alias.unwrap_or(table))),
+            _ => alias.is_none() && same_name(text(parts[1]), text(table)),
         };
-    if !resolves {
+    if !resolves || sharded(schema, text(col)) {
+        return None;
+    }
+    // NULL, NOT, CASE, an introducer...: not a column there. (Checked
+    // last: the cheap comparisons above settle most statements.)
+    let head = parts[0];
+    if !head.quoted
+        && (c.is_keyword(head)
+            || (text(head).first() == Some(&b'_') && introducer(text(head)).is_some()))
+    {
         return None;
     }
 
     // `= literal`, and nothing after it.
     c.skip_space();
-    if c.byte()? != b'=' {
+    if sql.get(c.pos) != Some(&b'=') {
         return None;
     }
     c.pos += 1;
     c.skip_space();
     let start = c.pos;
-    let (value, placeholders) = match c.byte()? {
+    let (value, placeholders) = match *sql.get(start)? {
         b'?' => {
             c.pos += 1;
             (KeyValue::Placeholder(0), 1)
         }
         b'0'..=b'9' => {
-            while c.byte().is_some_and(|d| d.is_ascii_digit()) {
+            c.pos += 1;
+            while class(sql, c.pos) == DIGIT {
                 c.pos += 1;
             }
             // `42.5`, `4e2`, `0x2A`, `12abc`: the lexer's number rules.
-            if c.byte().is_some_and(|d| d == b'.' || is_ident_byte(d)) {
+            if matches!(class(sql, c.pos), DOT | NAME) {
                 return None;
             }
             (KeyValue::Number(Cow::Borrowed(&sql[start..c.pos])), 0)
@@ -310,10 +368,17 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
         b'\'' => {
             let body = start + 1;
             // A backslash is an escape or, under NO_BACKSLASH_ESCAPES, not:
-            // either way the full parser's; so is a doubled quote.
-            let len = find2(&sql[body..], b'\'', b'\\')?;
-            let end = body + len;
-            if sql[end] != b'\'' || sql.get(end + 1) == Some(&b'\'') {
+            // either way the full parser's; so is a doubled quote. Key
+            // strings are short: a plain loop beats a search call.
+            let mut end = body;
+            loop {
+                match sql.get(end) {
+                    Some(b'\'') => break,
+                    Some(b'\\') | None => return None,
+                    Some(_) => end += 1,
+                }
+            }
+            if sql.get(end + 1) == Some(&b'\'') {
                 return None;
             }
             c.pos = end + 1;
@@ -378,6 +443,28 @@ mod tests {
             }
         }
         fast.is_some()
+    }
+
+    #[test]
+    fn backquote_from_matches_the_naive_search() {
+        let mut seed = 0x2545_f491_u64;
+        for len in 0..40usize {
+            for _ in 0..200 {
+                let h: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        [b'`', b'a', b'`' ^ 0x80, 0, 0xff, b'_', b'`' + 1, b'`' - 1]
+                            [(seed % 8) as usize]
+                    })
+                    .collect();
+                for i in 0..=len {
+                    let naive = h[i..].iter().position(|&c| c == b'`').map(|j| i + j);
+                    assert_eq!(backquote_from(&h, i), naive, "{h:?} from {i}");
+                }
+            }
+        }
     }
 
     const SEEDS: &[&str] = &[

@@ -922,35 +922,6 @@ impl<'a> Lexer<'a> {
     }
 }
 
-/// The first `a` or `b` in `hay`. Quoted names and values are mostly short:
-/// eight bytes at a time in a `u64` (no SIMD setup) for the first 64 bytes,
-/// memchr for what is longer.
-#[inline]
-pub(crate) fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let (va, vb) = (LO * u64::from(a), LO * u64::from(b));
-    let mut i = 0;
-    while i + 8 <= hay.len() && i < 64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&hay[i..i + 8]);
-        let v = u64::from_le_bytes(w);
-        let (x, y) = (v ^ va, v ^ vb);
-        // A zero byte in x or y is a match; the lowest flagged byte is the
-        // first one (borrows only flag bytes above a true zero).
-        let z = ((x.wrapping_sub(LO) & !x) | (y.wrapping_sub(LO) & !y)) & HI;
-        if z != 0 {
-            return Some(i + (z.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    let rest = &hay[i..];
-    if i >= 64 {
-        return memchr2(a, b, rest).map(|o| i + o);
-    }
-    rest.iter().position(|&c| c == a || c == b).map(|o| i + o)
-}
-
 /// The value of a quoted identifier or string body with its escapes
 /// resolved, as the server reads it: the doubled delimiter is one, and with
 /// backslash escapes `\n` `\t` `\r` `\b` `\0` `\Z` are control bytes, `\%`
@@ -1007,30 +978,6 @@ mod tests {
 
     fn texts(sql: &str) -> Vec<String> {
         kinds(sql).into_iter().map(|(_, s)| s).collect()
-    }
-
-    /// find2 against the naive search, on every length up to 200 and every
-    /// match position, with bytes that differ from the needles by one bit
-    /// (the borrows a SWAR search can get wrong).
-    #[test]
-    fn find2_matches_the_naive_search() {
-        let naive = |h: &[u8], a: u8, b: u8| h.iter().position(|&c| c == a || c == b);
-        let mut seed = 0x2545_f491_u64;
-        for len in 0..200usize {
-            for _ in 0..20 {
-                let h: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        [b'\'', b'\\', b'&', b'[', 0x27 ^ 0x80, 0, 0xff, b'a'][(seed % 8) as usize]
-                    })
-                    .collect();
-                for (a, b) in [(b'\'', b'\\'), (b'`', b'`'), (0, 0xff)] {
-                    assert_eq!(find2(&h, a, b), naive(&h, a, b), "{h:?}");
-                }
-            }
-        }
     }
 
     #[test]
