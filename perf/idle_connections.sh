@@ -27,6 +27,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 N=${N:-10000}
 CONCURRENCY=${CONCURRENCY:-32}
 REACTORS=${REACTORS:-2}
@@ -43,15 +45,8 @@ APP_PASS=idle_pw
 ADMIN_USER=dbrouter_admin
 ADMIN_PASS=dbrouter_admin_pw
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-for n in N CONCURRENCY REACTORS SETTLE; do
-    [[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer (got '${!n}')"
-done
-for cmd in mariadbd mariadb-install-db mariadb ss timeout; do
-    command -v "$cmd" >/dev/null || die "$cmd not found"
-done
+require_integers 1 N CONCURRENCY REACTORS SETTLE
+require_commands mariadbd mariadb-install-db mariadb ss timeout
 
 # dbrouter holds 2 sockets per client (client + backend), mariadbd and the
 # client process one each: raise the limit of this shell, inherited by all.
@@ -69,21 +64,6 @@ ulimit -n "$((HARD < WANT ? HARD : WANT))" 2>/dev/null
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d /tmp/dbrouter-idle.XXXXXX) || die "mktemp failed"
 MDB_PID="" DBR_PID="" CLI_PID=""
-stop_pid() { # pid name seconds: SIGTERM, wait up to N s, then SIGKILL
-    local pid=$1 name=$2 secs=$3 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name ($pid) still running after ${secs}s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
 cleanup() {
     trap - EXIT INT TERM
     stop_pid "$CLI_PID" idle_clients 10
@@ -92,9 +72,7 @@ cleanup() {
     rm -rf "$TMP"
     log "stopped everything"
 }
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------- build
 if ((BUILD)); then
@@ -106,48 +84,24 @@ fi
 [[ -x $CLIENT_BIN ]] || die "no idle_clients binary at $CLIENT_BIN"
 
 # ---------------------------------------------------------------- ports
-declare -A TAKEN=()
-free_port() { # sets PORT_FOUND to a port nobody uses (bounded search)
-    local i p
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        [[ -n ${TAKEN[$p]:-} ]] && continue
-        if [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
-            TAKEN[$p]=1
-            PORT_FOUND=$p
-            return 0
-        fi
-    done
-    return 1
-}
 # Below the ephemeral range (32768+ here), which 2 x N connections use.
-free_port && MDB_PORT=$PORT_FOUND || die "no free port"
-free_port && DBR_PORT=$PORT_FOUND || die "no free port"
+free_port 12000 && MDB_PORT=$PORT_FOUND || die "no free port"
+free_port 12000 && DBR_PORT=$PORT_FOUND || die "no free port"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 kib() { awk -v k="$1" 'BEGIN { printf "%.1f", k }'; }
 
 # ---------------------------------------------------------------- mariadbd
 log "mariadbd: installing a data directory in $TMP/data"
-mariadb-install-db --no-defaults --datadir="$TMP/data" --auth-root-authentication-method=normal \
-    >"$TMP/install.log" 2>&1 || { tail -20 "$TMP/install.log" >&2; die "mariadb-install-db failed"; }
-mariadbd --no-defaults --datadir="$TMP/data" --port="$MDB_PORT" --bind-address=127.0.0.1 \
-    --socket="$TMP/sock" --pid-file="$TMP/mariadbd.pid" --user=root \
-    --log-error="$TMP/mariadbd.err" --performance-schema=OFF --skip-name-resolve \
+install_datadir "$TMP" || die "mariadb-install-db failed"
+start_mariadbd "$TMP" "$MDB_PORT" --performance-schema=OFF --skip-name-resolve \
     --innodb-buffer-pool-size=64M --max-connections=$((N + 100)) \
-    --open-files-limit="$(ulimit -n)" --thread-handling=pool-of-threads --back-log=4096 &
-MDB_PID=$!
-root_sql() { mariadb --no-defaults -S "$TMP/sock" -uroot -N "$@"; }
-for ((i = 0; i < 120; i++)); do
-    root_sql -e 'SELECT 1' >/dev/null 2>&1 && break
-    kill -0 "$MDB_PID" 2>/dev/null || { tail -20 "$TMP/mariadbd.err" >&2; die "mariadbd exited"; }
-    sleep 0.25
-done
-root_sql -e 'SELECT 1' >/dev/null 2>&1 || die "mariadbd not ready after 30 s"
+    --open-files-limit="$(ulimit -n)" --thread-handling=pool-of-threads --back-log=4096
+MDB_PID=$MARIADBD_PID
+wait_mariadbd "$TMP" "$MDB_PID"
 log "mariadbd $(root_sql -e 'SELECT VERSION()') on 127.0.0.1:$MDB_PORT (pid $MDB_PID), max_connections $(root_sql -e 'SELECT @@max_connections')"
 
-anon=$(root_sql -e "SELECT CONCAT('DROP USER ''''@''', Host, ''';') FROM mysql.global_priv WHERE User=''") || die "cannot list users"
-[[ -n $anon ]] && { root_sql -e "$anon" || die "cannot drop anonymous users"; }
+drop_anonymous_users "$TMP"
 root_sql <<SQL || die "cannot create users"
 CREATE DATABASE idle;
 CREATE USER '$APP_USER'@'127.0.0.1' IDENTIFIED BY '$APP_PASS';
@@ -162,17 +116,8 @@ DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
     "$DBROUTER_BIN" --listen "127.0.0.1:$DBR_PORT" --backend "127.0.0.1:$MDB_PORT" \
     --reactors "$REACTORS" --pool-mode "$POOL_MODE" >"$TMP/dbrouter.log" 2>&1 &
 DBR_PID=$!
-ok=0
-for ((i = 0; i < 120; i++)); do
-    if mariadb --no-defaults -h127.0.0.1 -P"$DBR_PORT" -u"$APP_USER" -p"$APP_PASS" \
-        --connect-timeout=2 -N -e 'SELECT 1' idle >/dev/null 2>&1; then
-        ok=1
-        break
-    fi
-    kill -0 "$DBR_PID" 2>/dev/null || break
-    sleep 0.25
-done
-((ok)) || { tail -30 "$TMP/dbrouter.log" >&2; die "dbrouter not answering on $DBR_PORT"; }
+wait_sql "$DBR_PORT" "$APP_USER" "$APP_PASS" 30 "$DBR_PID" idle ||
+    { tail -30 "$TMP/dbrouter.log" >&2; die "dbrouter not answering on $DBR_PORT"; }
 log "dbrouter on 127.0.0.1:$DBR_PORT (pid $DBR_PID, $REACTORS reactors, $(basename "$DBROUTER_BIN") built $(date -r "$DBROUTER_BIN" '+%F %T'))"
 
 # ---------------------------------------------------------------- measure
@@ -209,7 +154,7 @@ DBR_THREADS=$(awk '/^Threads:/ { print $2 }' "/proc/$DBR_PID/status")
 PER_CONN=$(awk -v a="$DBR_AFTER" -v b="$DBR_BEFORE" -v n="$N" 'BEGIN { printf "%.2f", (a - b) / n }')
 MDB_PER_CONN=$(awk -v a="$MDB_AFTER" -v b="$MDB_BEFORE" -v n="$N" 'BEGIN { printf "%.1f", (a - b) / n }')
 VERDICT=$(awk -v p="$PER_CONN" 'BEGIN { print (p <= 16) ? "meets" : "DOES NOT meet" }')
-GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo "+dirty-src")
+GIT_REV=$(git_rev)
 
 echo
 echo "idle connections through dbrouter: N=$N (opened $CONCURRENCY at a time in ${OPEN_S}s), --reactors $REACTORS, --pool-mode $POOL_MODE, git $GIT_REV, $(date -u '+%F %H:%M') UTC"

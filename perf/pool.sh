@@ -50,6 +50,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 TIME=${TIME:-20}
 REPS=${REPS:-3}
 THREADS=${THREADS:-"64 256"}
@@ -90,13 +92,8 @@ NCPU=$(nproc)
 START_EPOCH=$(date +%s)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-for n in TIME REPS TABLE_SIZE REACTORS POOL_MAX POOL_WAIT_MS CLIENTS CLIENTS_TIME SAMPLE_MS \
-    MAX_CONNECTIONS WARMUP OTHERS_MAX RETRIES QUIET_WAIT; do
-    [[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer (got '${!n}')"
-done
+require_integers 0 TIME REPS TABLE_SIZE REACTORS POOL_MAX POOL_WAIT_MS CLIENTS CLIENTS_TIME SAMPLE_MS \
+    MAX_CONNECTIONS WARMUP OTHERS_MAX RETRIES QUIET_WAIT
 ((TIME > 0 && REPS > 0 && SAMPLE_MS > 0)) || die "TIME, REPS and SAMPLE_MS must be at least 1"
 ((POOL_MAX >= REACTORS)) || die "POOL_MAX ($POOL_MAX) must be at least REACTORS ($REACTORS)"
 max_thr=$CLIENTS
@@ -105,14 +102,8 @@ for t in $THREADS; do
     ((t > max_thr)) && max_thr=$t
 done
 ((MAX_CONNECTIONS >= max_thr + 50)) || die "MAX_CONNECTIONS ($MAX_CONNECTIONS) must exceed the largest thread count ($max_thr) by 50"
-case $PS_MODE in
-    disable) PS_ARGS=(--db-ps-mode=disable) ;;
-    default | auto | "") PS_MODE=default; PS_ARGS=() ;;
-    *) die "PS_MODE must be 'default' or 'disable'" ;;
-esac
-for cmd in mariadbd mariadb-install-db mariadb haproxy sysbench ss timeout mkfifo; do
-    command -v "$cmd" >/dev/null || die "$cmd not found"
-done
+parse_ps_mode
+require_commands mariadbd mariadb-install-db mariadb haproxy sysbench ss timeout mkfifo
 SAMPLE_S=$(printf '%d.%03d' $((SAMPLE_MS / 1000)) $((SAMPLE_MS % 1000)))
 
 # File descriptors: sysbench and dbrouter each hold one per client (dbrouter
@@ -130,21 +121,6 @@ CSV=$RESULTS_DIR/pool-$STAMP.csv
 mkdir -p "$OUT" || die "cannot create $OUT"
 MDB_PID="" HAP_PID="" DBS_PID="" DBT_PID="" SAMPLER_PID="" SAMPLER_LOOP_PID=""
 
-stop_pid() { # pid name seconds: SIGTERM, wait up to N s, then SIGKILL
-    local pid=$1 name=$2 secs=$3 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name ($pid) still running after ${secs}s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
 cleanup() {
     trap - EXIT INT TERM
     stop_pid "$SAMPLER_LOOP_PID" sampler 5
@@ -161,9 +137,7 @@ cleanup() {
     rm -rf "$TMP"
     log "stopped everything; logs in $OUT"
 }
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------- estimate
 n_threads=$(wc -w <<<"$THREADS")
@@ -176,77 +150,29 @@ EST=$((n_runs * (TIME + 5) + n_work * n_paths * (WARMUP + 3) + 90 + (CLIENTS > 0
 LIMIT=$((EST * (1 + RETRIES) + n_runs / n_paths * (1 + RETRIES) * QUIET_WAIT + 600))
 log "plan: $n_work workloads x $n_threads thread counts x $REPS reps x $n_paths paths = $n_runs runs of ${TIME}s, ps-mode=$PS_MODE, then $CLIENTS clients for ${CLIENTS_TIME}s"
 log "estimated total time: ~$((EST / 60)) min $((EST % 60)) s on a quiet machine (hard limit $((LIMIT / 60)) min with waits and reruns)"
-over_limit() { (($(date +%s) - START_EPOCH > LIMIT)); }
 
 # ---------------------------------------------------------------- build
-if ((BUILD)); then
-    newest_src=$(find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -newer "$DBROUTER_BIN" -print -quit 2>/dev/null)
-    if [[ ! -x $DBROUTER_BIN || -n $newest_src ]]; then
-        log "building dbrouter (cargo build --release${CARGO_TARGET_DIR:+, CARGO_TARGET_DIR=$CARGO_TARGET_DIR})"
-        if ! (cd "$ROOT" && timeout 1800 cargo build --release) >"$OUT/build.log" 2>&1; then
-            tail -20 "$OUT/build.log" >&2
-            [[ -x $DBROUTER_BIN ]] || die "build failed and no binary at $DBROUTER_BIN"
-            log "WARNING: build failed; using the existing (older) $DBROUTER_BIN"
-        fi
-    fi
-fi
+build_if_stale "$OUT/build.log" "${CARGO_TARGET_DIR:+, CARGO_TARGET_DIR=$CARGO_TARGET_DIR}"
 [[ -x $DBROUTER_BIN ]] || die "no dbrouter binary at $DBROUTER_BIN"
 
 # ---------------------------------------------------------------- ports
-declare -A TAKEN=()
-free_port() { # sets PORT_FOUND to a port nobody uses (bounded search)
-    local i p
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        [[ -n ${TAKEN[$p]:-} ]] && continue
-        if [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
-            TAKEN[$p]=1
-            PORT_FOUND=$p
-            return 0
-        fi
-    done
-    return 1
-}
 free_port && MDB_PORT=$PORT_FOUND || die "no free port"
 free_port && HAP_PORT=$PORT_FOUND || die "no free port"
 free_port && DBS_PORT=$PORT_FOUND || die "no free port"
 free_port && DBT_PORT=$PORT_FOUND || die "no free port"
 declare -A PORT=([direct]=$MDB_PORT [haproxy]=$HAP_PORT [session]=$DBS_PORT [txn]=$DBT_PORT)
 
-wait_sql() { # port user password seconds: wait until SELECT 1 works
-    local port=$1 user=$2 pass=$3 secs=$4 i
-    for ((i = 0; i < secs * 4; i++)); do
-        if mariadb --no-defaults -h127.0.0.1 -P"$port" -u"$user" -p"$pass" \
-            --connect-timeout=2 -N -e 'SELECT 1' >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.25
-    done
-    return 1
-}
-
 # ---------------------------------------------------------------- mariadbd
 log "mariadbd: installing a data directory in $TMP/data"
-mariadb-install-db --no-defaults --datadir="$TMP/data" --auth-root-authentication-method=normal \
-    >"$TMP/install.log" 2>&1 || { tail -20 "$TMP/install.log" >&2; die "mariadb-install-db failed"; }
-mariadbd --no-defaults --datadir="$TMP/data" --port="$MDB_PORT" --bind-address=127.0.0.1 \
-    --socket="$TMP/sock" --pid-file="$TMP/mariadbd.pid" --user=root \
-    --log-error="$TMP/mariadbd.err" --tmpdir="$TMP" \
+install_datadir "$TMP" || die "mariadb-install-db failed"
+start_mariadbd "$TMP" "$MDB_PORT" --tmpdir="$TMP" \
     --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M \
-    --performance-schema=OFF --skip-name-resolve --max-connections="$MAX_CONNECTIONS" &
-MDB_PID=$!
-root_sql() { mariadb --no-defaults -S "$TMP/sock" -uroot -N "$@"; }
-for ((i = 0; i < 120; i++)); do
-    root_sql -e 'SELECT 1' >/dev/null 2>&1 && break
-    kill -0 "$MDB_PID" 2>/dev/null || { tail -20 "$TMP/mariadbd.err" >&2; die "mariadbd exited"; }
-    sleep 0.25
-done
-root_sql -e 'SELECT 1' >/dev/null 2>&1 || die "mariadbd not ready after 30 s"
+    --performance-schema=OFF --skip-name-resolve --max-connections="$MAX_CONNECTIONS"
+MDB_PID=$MARIADBD_PID
+wait_mariadbd "$TMP" "$MDB_PID"
 log "mariadbd $(root_sql -e 'SELECT VERSION()') on 127.0.0.1:$MDB_PORT (pid $MDB_PID), max_connections $(root_sql -e 'SELECT @@max_connections'), open_files_limit $(root_sql -e 'SELECT @@open_files_limit')"
 
-# Drop anonymous users (they would shadow 'user'@'127.0.0.1' lookups).
-anon=$(root_sql -e "SELECT CONCAT('DROP USER ''''@''', Host, ''';') FROM mysql.global_priv WHERE User=''") || die "cannot list users"
-[[ -n $anon ]] && { root_sql -e "$anon" || die "cannot drop anonymous users"; }
+drop_anonymous_users "$TMP"
 {
     echo "CREATE DATABASE sbtest;"
     for path in "${PATHS[@]}"; do
@@ -294,22 +220,7 @@ sleep 1
 [[ -s $TMP/samples.tsv ]] || { cat "$TMP/sampler.err" >&2; die "the connection sampler writes nothing"; }
 
 # ---------------------------------------------------------------- haproxy
-cat >"$TMP/haproxy.cfg" <<CFG
-global
-    nbthread 2
-    maxconn $((max_thr * 2 + 100))
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 1h
-    timeout server 1h
-listen mysql
-    bind 127.0.0.1:$HAP_PORT
-    maxconn $((max_thr + 50))
-    server db 127.0.0.1:$MDB_PORT
-CFG
-haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
-HAP_PID=$!
+start_haproxy "$HAP_PORT" "$MDB_PORT" $((max_thr * 2 + 100)) $((max_thr + 50))
 
 # ---------------------------------------------------------------- dbrouters
 # Both from a file, identical but for pool_mode ([pool] is only read in
@@ -353,45 +264,18 @@ if ! wait_sql "$DBT_PORT" "${SB_USER[txn]}" "$SB_PASS" 30; then
 fi
 declare -A PID=([direct]=$MDB_PID [haproxy]=$HAP_PID [session]=$DBS_PID [txn]=$DBT_PID)
 log "haproxy on $HAP_PORT (pid $HAP_PID); dbrouter session mode on $DBS_PORT (pid $DBS_PID), transaction mode on $DBT_PORT (pid $DBT_PID, max_per_shard $POOL_MAX); $REACTORS reactors each; $(basename "$DBROUTER_BIN") built $(date -r "$DBROUTER_BIN" '+%F %T'); open files limit $NOFILE"
-GIT_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- src 2>/dev/null || echo "+dirty-src")
+GIT_REV=$(git_rev)
 {
     echo "date_utc=$STAMP git=$GIT_REV ncpu=$NCPU kernel=$(uname -r) dbrouter_bin=$DBROUTER_BIN built=$(date -r "$DBROUTER_BIN" '+%FT%T')"
     echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN POOL_MAX=$POOL_MAX POOL_WAIT_MS=$POOL_WAIT_MS CLIENTS=$CLIENTS CLIENTS_TIME=$CLIENTS_TIME CLIENTS_IGNORE=$CLIENTS_IGNORE SAMPLE_MS=$SAMPLE_MS MAX_CONNECTIONS=$MAX_CONNECTIONS nofile=$NOFILE"
-    echo "mariadbd=$(root_sql -e 'SELECT VERSION()') haproxy=$(haproxy -v | awk 'NR==1{print $3}') sysbench=$(sysbench --version | awk '{print $2}')"
+    tool_versions
     echo "loadavg_at_start=$(cat /proc/loadavg)"
 } >"$OUT/meta.txt"
 
 # ---------------------------------------------------------------- measuring
-# The readers below use builtins only and set globals (no fork), so nothing
-# is added to this shell's children's CPU time between two readings.
-proc_ticks() { # CPU ticks (utime+stime) of a process -> TICKS
-    local s
-    TICKS=0
-    [[ -n $1 && -r /proc/$1/stat ]] || return 0
-    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
-    s=${s##*) }
-    local -a f=($s)
-    TICKS=$((f[11] + f[12]))
-}
-ours_ticks() { # every long-running process of ours (servers, proxies, sampler) -> TICKS
-    local sum=0 p
-    for p in "$MDB_PID" "$HAP_PID" "$DBS_PID" "$DBT_PID" "$SAMPLER_PID" "$SAMPLER_LOOP_PID"; do
-        proc_ticks "$p"; sum=$((sum + TICKS))
-    done
-    TICKS=$sum
-}
-children_ticks() { # this shell's waited-for children's CPU (sysbench) -> CTICKS
-    local s
-    read -r s <"/proc/$$/stat"
-    s=${s##*) }
-    local -a f=($s)
-    CTICKS=$((f[13] + f[14]))
-}
-machine_ticks() { # machine busy ticks (no steal) -> BUSY, steal -> STEAL
-    local cpu user nice sys idle iow irq sirq steal rest
-    read -r cpu user nice sys idle iow irq sirq steal rest </proc/stat
-    BUSY=$((user + nice + sys + irq + sirq)) STEAL=$steal
-}
+# Every long-running process of ours (servers, proxies, sampler) -> TICKS:
+# not counted as "others".
+ours_ticks() { sum_ticks "$MDB_PID" "$HAP_PID" "$DBS_PID" "$DBT_PID" "$SAMPLER_PID" "$SAMPLER_LOOP_PID"; }
 # conns_max path t0 t1 (epoch seconds with decimals): the largest connection
 # count of the path's account, and of all four accounts together, in the
 # samples taken between t0 and t1 -> CONNS CONNS_ALL NSAMPLES.
@@ -444,38 +328,19 @@ run_one() {
     read -r -t "$SAMPLE_S" -u 9 _
     conns_max "$path" "$(us_to_s "$t0")" "$(us_to_s "$t1")"
 
-    local queries qps tps p95 errs recon status
-    queries=$(awk '/^ *queries:/{print $2; exit}' "$out")
-    qps=$(awk '/^ *queries:/{gsub(/\(/,"",$3); print $3; exit}' "$out")
-    tps=$(awk '/^ *transactions:/{gsub(/\(/,"",$3); print $3; exit}' "$out")
-    p95=$(awk '/95th percentile:/{print $3; exit}' "$out")
-    errs=$(awk '/^ *ignored errors:/{print $3; exit}' "$out")
-    recon=$(awk '/^ *reconnects:/{print $2; exit}' "$out")
+    parse_sysbench "$out"
+    local queries=$SB_QUERIES qps=$SB_QPS tps=$SB_TPS p95=$SB_P95 errs=$SB_ERRS recon=$SB_RECON status
     # Ignored errors (deadlocks of oltp_read_write: 1213, 1020, 1205 by
     # default) are counted in the errors column but do not fail a run;
     # reconnects, FATAL and a non-zero exit do.
-    status=ok
-    if ((rc == 124 || rc == 137)); then status=timeout
-    elif ((rc != 0)); then status=exit$rc
-    elif [[ -z $queries || -z $qps ]]; then status=unparsed
-    elif ((${recon:-0} > 0)); then status=reconnects
-    fi
+    status=$(run_status "$rc")
+    if [[ $status == ok ]] && ((${recon:-0} > 0)); then status=reconnects; fi
     if [[ $status == ok ]] && grep -q -E 'FATAL|ALERT' "$out"; then status=errors-logged; fi
     if [[ $path != direct ]] && ! kill -0 "${PID[$path]}" 2>/dev/null; then status="$status+proxy-died"; fi
 
-    local wall_us=$((t1 - t0)) row
-    row=$(awk -v hz="$HZ" -v ncpu="$NCPU" -v wall_us="$wall_us" -v q="${queries:-0}" \
-        -v p=$((p1 - p0)) -v m=$((m1 - m0)) -v o=$((o1 - o0)) -v c=$((c1 - c0)) \
-        -v mt=$((mt1 - mt0)) -v st=$((st1 - st0)) -v path="$path" 'BEGIN {
-            wall = wall_us / 1e6
-            proxy = (path == "direct") ? 0 : p
-            others = mt - o - c; if (others < 0) others = 0
-            cap = wall * ncpu * hz
-            p1k = (q > 0 && path != "direct") ? proxy / hz / q * 1000 : 0
-            m1k = (q > 0) ? m / hz / q * 1000 : 0
-            printf "%.3f,%.2f,%.6f,%.2f,%.6f,%.2f,%.1f,%.1f", wall, proxy / hz, p1k, m / hz, m1k, c / hz,
-                (cap > 0 ? 100 * others / cap : 0), (cap > 0 ? 100 * st / cap : 0)
-        }')
+    local proxy=$((p1 - p0)) row
+    [[ $path == direct ]] && proxy=0 # there p0/p1 are mariadbd's own ticks
+    row=$(cpu_row $((t1 - t0)) "${queries:-0}" "$proxy" $((m1 - m0)) $((o1 - o0)) $((c1 - c0)) $((mt1 - mt0)) $((st1 - st0)))
     local wall proxy_s p1k m_s m1k c_s others steal
     IFS=, read -r wall proxy_s p1k m_s m1k c_s others steal <<<"$row"
     LAST_OTHERS=${others%.*} LAST_STATUS=$status LAST_QPS=${qps:-0} LAST_P95=${p95:-0}
@@ -491,37 +356,13 @@ run_one() {
         tail -3 "$TMP/sampler.err" >&2
     fi
     if [[ $status != ok ]]; then
-        log "run $path $wl t=$thr failed ($status); sysbench output ($out):"
-        tail -25 "$out" >&2
-        if [[ $path == session || $path == txn ]]; then
-            log "dbrouter log tail ($TMP/dbrouter-$path.log, copied to $OUT at exit):"
-            tail -25 "$TMP/dbrouter-$path.log" >&2
-        fi
+        local dbr_log=""
+        [[ $path == session || $path == txn ]] && dbr_log=$TMP/dbrouter-$path.log
+        show_failed_run "$path" "$wl" "$thr" "$status" "$out" "$dbr_log"
     fi
 }
 # A FIFO nobody writes to, for sleeping with `read -t` without forking.
 exec 9<>"$TMP/tick.fifo"
-
-# wait_quiet: up to QUIET_WAIT s until processes other than ours use at most
-# OTHERS_MAX % of the machine (sampled over 2 s). Sets QUIET_PCT.
-wait_quiet() {
-    local waited=0 b0 o0 b1 o1 t0 t1
-    while :; do
-        machine_ticks; b0=$BUSY; ours_ticks; o0=$TICKS
-        t0=${EPOCHREALTIME/./}
-        sleep 2
-        t1=${EPOCHREALTIME/./}
-        machine_ticks; b1=$BUSY; ours_ticks; o1=$TICKS
-        QUIET_PCT=$(((b1 - b0 - (o1 - o0)) * 100 * 1000000 / ((t1 - t0) * NCPU * HZ)))
-        ((QUIET_PCT <= OTHERS_MAX)) && return 0
-        if ((waited >= QUIET_WAIT)); then
-            log "other processes still use ${QUIET_PCT}% of the machine after ${waited}s: going on"
-            return 0
-        fi
-        ((waited == 0)) && log "other processes use ${QUIET_PCT}% of the machine: waiting up to ${QUIET_WAIT}s"
-        waited=$((waited + 2))
-    done
-}
 
 if ((WARMUP > 0)); then
     log "warm-up: ${WARMUP}s per workload and path at 16 threads"
@@ -530,33 +371,7 @@ if ((WARMUP > 0)); then
     done
 fi
 
-retries_left=$((RETRIES * n_work * n_threads * REPS))
-for ((rep = 1; rep <= REPS; rep++)); do
-    for wl in $WORKLOADS; do
-        for thr in $THREADS; do
-            attempt=0
-            while :; do
-                over_limit && die "time limit of $LIMIT s exceeded"
-                log "rep $rep/$REPS $wl threads=$thr$( ((attempt)) && echo " (attempt $((attempt + 1)))")"
-                ((QUIET_WAIT > 0)) && wait_quiet
-                first_line=$(($(wc -l <"$CSV") + 1))
-                high=0
-                for ((k = 0; k < n_paths; k++)); do
-                    path=${PATHS[$(((k + rep - 1) % n_paths))]}
-                    run_one "$path" "$wl" "$thr" "$TIME" "$rep" "$((k + 1))"
-                    ((LAST_OTHERS > OTHERS_MAX)) && high=1
-                done
-                if ((high && attempt < RETRIES && retries_left > 0)); then
-                    log "other processes used more than $OTHERS_MAX% of the machine: rerunning this quadruplet"
-                    sed -i "${first_line},\$ s/,1\$/,0/" "$CSV"
-                    attempt=$((attempt + 1)); retries_left=$((retries_left - 1))
-                    continue
-                fi
-                break
-            done
-        done
-    done
-done
+run_reps quadruplet
 
 # ---------------------------------------------------------------- 2,000 clients
 CLIENTS_LINE=""
@@ -583,15 +398,7 @@ fi
 # ---------------------------------------------------------------- summary
 SUMMARY=$OUT/summary.md
 {
-    awk -F, -v ps="$PS_MODE" -v poolmax="$POOL_MAX" '
-function median(list,   n, a, i, j, t) {
-    n = split(list, a, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
-function fmt(v, f) { return (v == "") ? "-" : sprintf(f, v) }
+    awk -F, -v ps="$PS_MODE" -v poolmax="$POOL_MAX" "$AWK_STATS"'
 NR == 1 { next }
 $27 != 1 || $3 == "clients" { next }
 {
