@@ -7,63 +7,16 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dbrouter::config::Config;
 use dbrouter::route::router::{route_query, Decision};
 use dbrouter::route::scanner::{analyze, split_statements, ScanOptions, Target};
-use dbrouter::route::schema::{KeyType, MissingKey, Schema, TableRule};
-use dbrouter::route::topology::Topology;
+use dbrouter::route::schema::Schema;
 
-fn schema() -> Schema {
-    let sharded = |key: &str| TableRule::Sharded {
-        key: key.into(),
-        key_type: KeyType::Int,
-        missing_key: MissingKey::Error,
-    };
-    Schema::new()
-        .with_table("users", sharded("userid"))
-        .with_table("orders", sharded("userid"))
-        .with_table("countries", TableRule::Global)
-}
+#[path = "shared/scanner_inputs.rs"]
+mod inputs;
 
-/// The same tables behind two shards, for `route_query`.
-fn topology() -> Topology {
-    let config = Config::from_toml(
-        r#"
-        [proxy]
-        listen = "127.0.0.1:6033"
-        [[user]]
-        name = "app"
-        password_hash = ""
-        [[shard]]
-        id = 0
-        master = "127.0.0.1:3306"
-        [[shard]]
-        id = 1
-        master = "127.0.0.1:3316"
-        [sharding]
-        buckets = 1024
-        [[table]]
-        name = "users"
-        key = "userid"
-        key_type = "int"
-        [[table]]
-        name = "orders"
-        key = "userid"
-        key_type = "int"
-        [[table]]
-        name = "countries"
-        global = true
-        "#,
-    )
-    .expect("the bench configuration parses");
-    Topology::from_config(&config)
-}
+use inputs::{topology, POINT};
 
 const OPTS: ScanOptions = ScanOptions::new(101119);
-
-/// About 100 bytes, as an ORM writes it.
-const POINT: &[u8] =
-    b"SELECT `users`.`userid`, `users`.`name`, `users`.`email` FROM `users` WHERE `users`.`userid` = 42";
 
 /// A 64 KB INSERT of order rows: the key, a number, strings, a date.
 fn big_insert() -> Vec<u8> {
@@ -102,17 +55,17 @@ fn keys(sql: &[u8], schema: &Schema) -> usize {
 }
 
 fn scanner(c: &mut Criterion) {
-    let schema = schema();
-    assert_eq!(keys(POINT, &schema), 1);
+    let topology = topology();
+    let schema = &topology.schema;
+    assert_eq!(keys(POINT, schema), 1);
     let insert = big_insert();
-    assert!(keys(&insert, &schema) > 500);
+    assert!(keys(&insert, schema) > 500);
 
     let mut g = c.benchmark_group("scanner");
     g.throughput(Throughput::Bytes(POINT.len() as u64));
     g.bench_function("point select", |b| {
-        b.iter(|| keys(black_box(POINT), &schema))
+        b.iter(|| keys(black_box(POINT), schema))
     });
-    let topology = topology();
     // crc32("42") % 1024 = 136: shard 0 holds buckets 0-511.
     assert_eq!(
         route_query(POINT, &topology, &OPTS).map(|r| r.decision),
@@ -124,11 +77,11 @@ fn scanner(c: &mut Criterion) {
     let hibernate: &[u8] = b"select u1_0.userid,u1_0.name from users u1_0 where u1_0.userid=?";
     g.throughput(Throughput::Bytes(hibernate.len() as u64));
     g.bench_function("prepared point select", |b| {
-        b.iter(|| keys(black_box(hibernate), &schema))
+        b.iter(|| keys(black_box(hibernate), schema))
     });
     g.throughput(Throughput::Bytes(insert.len() as u64));
     g.bench_function("64 KB multi-row insert", |b| {
-        b.iter(|| keys(black_box(&insert), &schema))
+        b.iter(|| keys(black_box(&insert), schema))
     });
     g.bench_function("64 KB split_statements", |b| {
         b.iter(|| split_statements(black_box(&insert), &OPTS).len())

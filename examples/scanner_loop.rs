@@ -11,44 +11,21 @@
 //! the difference of the totals by the difference of the counts (that
 //! removes start-up and schema building).
 
-use dbrouter::config::Config;
 use dbrouter::route::router::route_query;
 use dbrouter::route::scanner::{analyze, ScanOptions};
-use dbrouter::route::topology::Topology;
+
+#[path = "../benches/shared/scanner_inputs.rs"]
+mod inputs;
+
+use inputs::{topology, POINT};
 
 fn main() {
-    let config = Config::from_toml(
-        r#"
-        [proxy]
-        listen = "127.0.0.1:6033"
-        [[user]]
-        name = "app"
-        password_hash = ""
-        [[shard]]
-        id = 0
-        master = "127.0.0.1:3306"
-        [[shard]]
-        id = 1
-        master = "127.0.0.1:3316"
-        [sharding]
-        buckets = 1024
-        [[table]]
-        name = "users"
-        key = "userid"
-        key_type = "int"
-        [[table]]
-        name = "orders"
-        key = "userid"
-        key_type = "int"
-        "#,
-    )
-    .expect("the example's configuration parses");
-    let topology = Topology::from_config(&config);
+    let topology = topology();
     let schema = &topology.schema;
     let opts = ScanOptions::new(101119);
     let sql = match std::env::var("PERF_SQL_FILE") {
         Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
-        Err(_) => b"SELECT `users`.`userid`, `users`.`name`, `users`.`email` FROM `users` WHERE `users`.`userid` = 42".to_vec(),
+        Err(_) => POINT.to_vec(),
     };
     let n: usize = std::env::var("PERF_N")
         .ok()
