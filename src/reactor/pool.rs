@@ -68,6 +68,51 @@ pub struct Waiter {
     pub again: bool,
 }
 
+impl ShardPool {
+    /// A connection without waiting, if there is one (see `Pool::lend`).
+    fn take(
+        &mut self,
+        key: &PoolKey,
+        state: &[Vec<u8>],
+        share: usize,
+        check_after: Duration,
+        now: Instant,
+        registry: &Registry,
+    ) -> Option<Lend> {
+        if let Some(group) = self.groups.iter_mut().find(|g| g.key == *key) {
+            while let Some(at) = group.idle.iter().rposition(|i| fits(&i.back, state)) {
+                let idle = group.idle.remove(at);
+                let mut back = idle.back;
+                // A connection idle a while may have been closed by the
+                // server (wait_timeout, KILL, restart): one non-blocking read
+                // tells, without a round trip. Silence means alive.
+                if now.duration_since(idle.since) >= check_after && !back.probe_idle() {
+                    log::debug!("pool: {} closed while idle; dropped", back.target);
+                    retire(&mut back, registry);
+                    self.open -= 1;
+                    continue;
+                }
+                return Some(Lend::Idle(back));
+            }
+        }
+        if self.open < share {
+            self.open += 1;
+            return Some(Lend::Open);
+        }
+        // At the share: one of the same login whatever its state (the
+        // borrower resets it), else close one logged in for others.
+        if let Some(group) = self.groups.iter_mut().find(|g| g.key == *key) {
+            if let Some(idle) = group.idle.pop() {
+                return Some(Lend::Idle(idle.back));
+            }
+        }
+        let group = self.groups.iter_mut().find(|g| !g.idle.is_empty())?;
+        let mut idle = group.idle.pop()?;
+        retire(&mut idle.back, registry);
+        Some(Lend::Open) // its count passes to the new one
+    }
+}
+
 /// What `Pool::lend` found. Returned once per borrow and moved straight
 /// into the session: boxing the connection would cost an allocation each
 /// time for nothing.
@@ -150,51 +195,10 @@ impl Pool {
         };
         // Clients already waiting go first.
         let queued = !pool.waiters.is_empty() && !session.again;
-        if let Some(group) = pool
-            .groups
-            .iter_mut()
-            .find(|g| g.key == *key)
-            .filter(|_| !queued)
-        {
-            while let Some(at) = group.idle.iter().rposition(|i| fits(&i.back, state)) {
-                let idle = group.idle.remove(at);
-                let mut back = idle.back;
-                // A connection idle a while may have been closed by the
-                // server (wait_timeout, KILL, restart): one non-blocking read
-                // tells, without a round trip. Silence means alive.
-                if now.duration_since(idle.since) >= self.check_after && !back.probe_idle() {
-                    log::debug!("pool: {} closed while idle; dropped", back.target);
-                    retire(&mut back, registry);
-                    pool.open -= 1;
-                    continue;
-                }
-                return Lend::Idle(back);
-            }
-        }
-        if pool.open < self.share && !queued {
-            pool.open += 1;
-            return Lend::Open;
-        }
-        if let Some(group) = pool
-            .groups
-            .iter_mut()
-            .find(|g| g.key == *key)
-            .filter(|_| !queued)
-        {
-            if let Some(idle) = group.idle.pop() {
-                return Lend::Idle(idle.back);
-            }
-        }
-        // Room taken by connections logged in for others: close one.
-        if let Some(group) = pool
-            .groups
-            .iter_mut()
-            .find(|g| !g.idle.is_empty())
-            .filter(|_| !queued)
-        {
-            if let Some(mut idle) = group.idle.pop() {
-                retire(&mut idle.back, registry);
-                return Lend::Open; // its count passes to the new one
+        if !queued {
+            let found = pool.take(key, state, self.share, self.check_after, now, registry);
+            if let Some(lend) = found {
+                return lend;
             }
         }
         if pool.waiters.len() >= self.max_waiting {

@@ -234,16 +234,22 @@ impl Session {
             // what a login would (the account, the database); with none
             // free the client is let in on the proxy's own check, and the
             // server's verdict comes with its first statement.
-            let lent = self.pool_key.clone().map(|key| {
-                let state = self.replay.clone();
-                let waiter = Waiter {
-                    key: self.key,
-                    again: false,
-                };
-                ctx.pool
-                    .lend(self.active, &key, &state, waiter, ctx.now, ctx.registry)
-            });
-            match lent.unwrap_or(Lend::Open) {
+            let waiter = Waiter {
+                key: self.key,
+                again: false,
+            };
+            let lent = match &self.pool_key {
+                Some(key) => ctx.pool.lend(
+                    self.active,
+                    key,
+                    &self.replay,
+                    waiter,
+                    ctx.now,
+                    ctx.registry,
+                ),
+                None => Lend::Open,
+            };
+            match lent {
                 Lend::Idle(back) => {
                     if self.adopt(ctx, back) {
                         self.send_ok(reply_seq, self.last_status);

@@ -120,6 +120,14 @@ impl Pins {
         PinReason::ALL.into_iter().find(|&r| self.has(r))
     }
 
+    /// The reasons held now, one bit per `PinReason::index`.
+    fn held(&self) -> u16 {
+        PinReason::ALL
+            .iter()
+            .filter(|&&r| self.has(r))
+            .fold(0, |bits, r| bits | 1 << r.index())
+    }
+
     fn has(&self, reason: PinReason) -> bool {
         match reason {
             PinReason::TemporaryTable => self.temp_tables > 0,
@@ -141,7 +149,7 @@ impl Pins {
     /// generated an AUTO_INCREMENT value). Returns the reasons that started
     /// with it, for the metrics.
     pub fn apply(&mut self, e: &Effects, ok: bool, generated_id: bool) -> SmallVec<[PinReason; 2]> {
-        let before: SmallVec<[bool; 12]> = PinReason::ALL.iter().map(|&r| self.has(r)).collect();
+        let before = self.held();
         self.found_rows = self.found_rows.saturating_sub(1);
         self.last_insert_id = self.last_insert_id.saturating_sub(1);
         if generated_id {
@@ -175,11 +183,10 @@ impl Pins {
             }
             self.sql_prepared.retain(|n| !e.deallocated.contains(n));
         }
+        let started = self.held() & !before;
         PinReason::ALL
-            .iter()
-            .zip(before)
-            .filter(|(r, was)| !was && self.has(**r))
-            .map(|(r, _)| *r)
+            .into_iter()
+            .filter(|r| started & 1 << r.index() != 0)
             .collect()
     }
 

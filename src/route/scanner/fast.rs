@@ -404,22 +404,9 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Anal
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::schema;
     use super::super::{analyze_reference, ScanOptions};
     use super::*;
-    use crate::route::schema::{KeyType, MissingKey};
-
-    fn schema() -> Schema {
-        let sharded = |key: &str, key_type| TableRule::Sharded {
-            key: key.into(),
-            key_type,
-            missing_key: MissingKey::Error,
-        };
-        Schema::new()
-            .with_table("users", sharded("userid", KeyType::Int))
-            .with_table("orders", sharded("userid", KeyType::Int))
-            .with_table("accounts", sharded("name", KeyType::StringCaseInsensitive))
-            .with_table("countries", TableRule::Global)
-    }
 
     /// The fast path agrees with the full parser whenever it answers, under
     /// every option set; returns whether it answered.

@@ -5,7 +5,8 @@ use super::*;
 use crate::route::schema::MissingKey;
 use RefusalReason::*;
 
-fn schema() -> Schema {
+/// Also the fast path's tests' schema (`fast.rs`).
+pub(super) fn schema() -> Schema {
     let sharded = |key: &str, key_type| TableRule::Sharded {
         key: key.into(),
         key_type,
