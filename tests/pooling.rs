@@ -485,3 +485,146 @@ fn a_client_logged_in_from_the_pool_outlives_the_handshake_timeout() {
     let one: Option<i64> = conn.query_first("SELECT 1").unwrap();
     assert_eq!(one, Some(1));
 }
+
+/// ROW_COUNT() and FOUND_ROWS() as a client expects them from its own
+/// last statement, whichever connection ran it.
+struct Expected {
+    row_count: i64,
+    /// None until the client's first result set (a new connection's
+    /// FOUND_ROWS() is whatever its server thread last had).
+    found_rows: Option<u64>,
+}
+
+#[test]
+fn row_count_and_found_rows_are_the_clients_own() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.counted (id INT AUTO_INCREMENT PRIMARY KEY, owner INT, v INT)");
+    let proxy = pooled_proxy(&db, 2, 2, &[("wait_timeout_ms", "20000")]);
+    const CLIENTS: u64 = 12;
+    const ROUNDS: usize = 60;
+    let checks = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let target = proxy.target();
+            let checks = checks.clone();
+            thread::spawn(move || {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((client + 1) * 7919));
+                let mut conn = target.conn();
+                let rows = 3 + client;
+                for _ in 0..rows {
+                    conn.exec_drop("INSERT INTO counted (owner, v) VALUES (?, 0)", (client,))
+                        .unwrap();
+                }
+                let mut want = Expected {
+                    row_count: 1,
+                    found_rows: None,
+                };
+                for _ in 0..ROUNDS {
+                    // A statement that sets the counters, text or binary.
+                    let limit = rng.below(rows + 3);
+                    match rng.below(6) {
+                        0 => {
+                            conn.query_drop(format!(
+                                "UPDATE counted SET v = v + 1 WHERE owner = {client} LIMIT {limit}"
+                            ))
+                            .unwrap();
+                            want.row_count = conn.affected_rows() as i64;
+                        }
+                        1 => {
+                            conn.exec_drop(
+                                "UPDATE counted SET v = v + 1 WHERE owner = ? LIMIT ?",
+                                (client, limit),
+                            )
+                            .unwrap();
+                            want.row_count = conn.affected_rows() as i64;
+                        }
+                        2 => {
+                            let got: Vec<i64> = conn
+                                .query(format!(
+                                    "SELECT id FROM counted WHERE owner = {client} LIMIT {limit}"
+                                ))
+                                .unwrap();
+                            want.row_count = -1;
+                            want.found_rows = Some(got.len() as u64);
+                        }
+                        3 => {
+                            let got: Vec<i64> = conn
+                                .exec(
+                                    "SELECT id FROM counted WHERE owner = ? LIMIT ?",
+                                    (client, limit),
+                                )
+                                .unwrap();
+                            want.row_count = -1;
+                            want.found_rows = Some(got.len() as u64);
+                        }
+                        4 => {
+                            conn.query_drop("DO 1").unwrap();
+                            want.row_count = 0;
+                        }
+                        _ => {
+                            conn.query_drop("SELECT no_such_column FROM counted")
+                                .unwrap_err();
+                            want.row_count = -1;
+                        }
+                    }
+                    // Another client's statement may run on this
+                    // connection now; the read must still see ours.
+                    thread::yield_now();
+                    match want.found_rows {
+                        Some(found) if rng.below(2) == 0 => {
+                            let got: Option<(i64, u64)> = conn
+                                .query_first("SELECT ROW_COUNT(), found_rows()")
+                                .unwrap();
+                            assert_eq!(got, Some((want.row_count, found)), "client {client}");
+                        }
+                        _ => {
+                            let got: Option<i64> =
+                                conn.query_first("SELECT ROW_COUNT() AS n").unwrap();
+                            assert_eq!(got, Some(want.row_count), "client {client}");
+                        }
+                    }
+                    checks.fetch_add(1, Ordering::Relaxed);
+                    // The read was a SELECT of one row.
+                    want.row_count = -1;
+                    want.found_rows = Some(1);
+                }
+                // The column looks as the server makes it.
+                let result = conn.query_iter("SELECT ROW_COUNT()").unwrap();
+                let columns = result.columns();
+                let column = &columns.as_ref()[0];
+                assert_eq!(column.name_str(), "ROW_COUNT()");
+                assert_eq!(
+                    column.column_type(),
+                    mysql::consts::ColumnType::MYSQL_TYPE_LONGLONG
+                );
+                assert!(column
+                    .flags()
+                    .contains(mysql::consts::ColumnFlags::NOT_NULL_FLAG));
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client failed");
+    }
+    let checks = checks.load(Ordering::Relaxed);
+    eprintln!("{CLIENTS} clients over 2 backend connections: {checks} counter checks passed");
+    assert_eq!(checks, CLIENTS as usize * ROUNDS);
+    // After COM_RESET_CONNECTION and COM_CHANGE_USER the values are the
+    // server's own, as on a direct connection.
+    let after_reset = |conn: &mut Conn| -> Vec<i64> {
+        conn.query_drop("UPDATE counted SET v = v + 1 WHERE owner = 0")
+            .unwrap();
+        conn.reset().unwrap();
+        let reset: Option<i64> = conn.query_first("SELECT ROW_COUNT()").unwrap();
+        conn.query_drop("UPDATE counted SET v = v + 1 WHERE owner = 0")
+            .unwrap();
+        conn.change_user(Default::default()).unwrap();
+        let changed: Option<i64> = conn.query_first("SELECT ROW_COUNT()").unwrap();
+        vec![reset.unwrap(), changed.unwrap()]
+    };
+    let direct = after_reset(&mut db.app_conn());
+    let mut other = proxy.target().conn();
+    other.query_drop("DO 1").unwrap();
+    let proxied = after_reset(&mut proxy.target().conn());
+    assert_eq!(proxied, direct);
+}

@@ -338,6 +338,44 @@ fn session_state_follows_the_client_to_every_shard() {
         ))
         .unwrap();
     }
+    // ROW_COUNT() and FOUND_ROWS() are those of the client's last
+    // statement, though it ran on another shard than the one reading them
+    // (another key's shard).
+    let _: Vec<String> = c
+        .query(format!("SELECT name FROM users WHERE userid = {}", keys[0]))
+        .unwrap();
+    c.query_drop(format!(
+        "UPDATE users SET name = 'renamed' WHERE userid = {}",
+        keys[3]
+    ))
+    .unwrap();
+    assert_eq!(c.affected_rows(), 1);
+    let row_count: Option<(i64, String)> = c
+        .query_first(format!(
+            "SELECT ROW_COUNT(), name FROM users WHERE userid = {}",
+            keys[0]
+        ))
+        .unwrap();
+    assert_eq!(row_count, Some((1, format!("n{}", keys[0]))));
+    let names: Vec<String> = c
+        .query(format!("SELECT name FROM users WHERE userid = {}", keys[2]))
+        .unwrap();
+    c.query_drop(format!(
+        "DELETE FROM users WHERE userid = {} AND name = 'nobody'",
+        keys[1]
+    ))
+    .unwrap();
+    let counters: Option<(u64, i64, String)> = c
+        .query_first(format!(
+            "SELECT FOUND_ROWS(), ROW_COUNT(), name FROM users WHERE userid = {}",
+            keys[0]
+        ))
+        .unwrap();
+    assert_eq!(
+        counters,
+        Some((names.len() as u64, 0, format!("n{}", keys[0])))
+    );
+
     // Set on one backend, seen on every shard, including ones opened later.
     c.query_drop("SET @tag = 'mine', SESSION sql_mode = 'ANSI_QUOTES'")
         .unwrap();

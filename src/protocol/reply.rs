@@ -227,16 +227,24 @@ pub struct ReplyTracker {
     started: bool,
     /// The last insert id of the reply's last OK result (0: none).
     insert_id: u64,
+    /// What the reply leaves in ROW_COUNT() (None: nothing seen yet).
+    row_count: Option<i64>,
+    /// What it leaves in FOUND_ROWS(): the rows of its last result set.
+    found_rows: Option<u64>,
+    /// Rows of the result set being read.
+    rows: u64,
     /// The sequence id the next frame from the server should carry: where a
     /// proxy-made ERR goes if the server is lost mid-reply.
     next_seq: u8,
 }
 
-/// The last-insert-id field of an OK packet's head (0 if malformed).
-fn ok_insert_id(head: &[u8]) -> u64 {
+/// The affected-rows and last-insert-id fields of an OK packet's head (0
+/// if malformed).
+fn ok_counts(head: &[u8]) -> (u64, u64) {
     let mut r = Reader::new(head);
     r.skip(1);
-    r.lenenc_int().and_then(|_| r.lenenc_int()).unwrap_or(0)
+    let affected = r.lenenc_int().unwrap_or(0);
+    (affected, r.lenenc_int().unwrap_or(0))
 }
 
 impl ReplyTracker {
@@ -261,6 +269,9 @@ impl ReplyTracker {
             continued: false,
             started: false,
             insert_id: 0,
+            row_count: None,
+            found_rows: None,
+            rows: 0,
             next_seq: 1,
         }
     }
@@ -297,6 +308,28 @@ impl ReplyTracker {
     /// reads next on that connection).
     pub fn insert_id(&self) -> u64 {
         self.insert_id
+    }
+
+    /// What ROW_COUNT() returns after this reply, as the server counts
+    /// it: the affected rows of an OK, -1 after a result set or an error
+    /// (None: the reply has no result, e.g. a cursor opened).
+    pub fn row_count(&self) -> Option<i64> {
+        self.row_count
+    }
+
+    /// What FOUND_ROWS() returns after this reply: the rows of its last
+    /// result set (None: it had none, and FOUND_ROWS() is left as it was).
+    pub fn found_rows(&self) -> Option<u64> {
+        self.found_rows
+    }
+
+    /// Whether the reply is to a statement (COM_QUERY, COM_STMT_EXECUTE, a
+    /// LOAD DATA upload): what sets ROW_COUNT() and FOUND_ROWS().
+    pub fn counts_statements(&self) -> bool {
+        matches!(
+            self.expect,
+            Expect::Query | Expect::Execute | Expect::InfileResult
+        )
     }
 
     pub fn ended_with_error(&self) -> bool {
@@ -426,6 +459,7 @@ impl ReplyTracker {
             return None;
         }
         self.error = true;
+        self.row_count = Some(-1);
         Some(self.done())
     }
 
@@ -448,7 +482,9 @@ impl ReplyTracker {
             Phase::ResultStart => match first {
                 0x00 => {
                     let status = Self::ok_status(head)?;
-                    self.insert_id = ok_insert_id(head);
+                    let (affected, insert_id) = ok_counts(head);
+                    self.insert_id = insert_id;
+                    self.row_count = Some(affected as i64);
                     self.after_result(status)
                 }
                 0xff => match self.err(head) {
@@ -475,6 +511,7 @@ impl ReplyTracker {
                     if count == 0 || count > MAX_COLUMNS {
                         return Err(ReplyError::BadColumnCount { count });
                     }
+                    self.rows = 0;
                     Phase::Columns { left: count }
                 }
             },
@@ -510,12 +547,20 @@ impl ReplyTracker {
                         self.status = status;
                         self.done()
                     } else {
+                        // Under DEPRECATE_EOF a cursor's columns end here
+                        // too: no rows were read, nothing to count.
+                        if status & SERVER_STATUS_CURSOR_EXISTS == 0 {
+                            self.row_count = Some(-1);
+                            self.found_rows = Some(self.rows);
+                        }
                         self.after_result(status)
                     }
                 }
-                0x00 => Phase::Rows,
-                _ if self.binary_rows() => return Err(unexpected),
-                _ => Phase::Rows,
+                _ if first != 0x00 && self.binary_rows() => return Err(unexpected),
+                _ => {
+                    self.rows += 1;
+                    Phase::Rows
+                }
             },
             Phase::PrepareOk => match first {
                 0x00 => {
@@ -1372,6 +1417,45 @@ mod captured {
                     "{name} split {split}"
                 );
             }
+        }
+    }
+
+    /// (ROW_COUNT(), FOUND_ROWS()) the captured reply `name` leaves.
+    fn counts_of(name: &str) -> (Option<i64>, Option<u64>) {
+        let r = replies().into_iter().find(|r| r.0 == name).unwrap();
+        let mut t = ReplyTracker::new(r.1, r.2);
+        assert!(t.scan(&r.3).unwrap().state != ReplyState::InProgress);
+        (t.row_count(), t.found_rows())
+    }
+
+    #[test]
+    fn captured_row_counts_and_found_rows() {
+        for eof in ["old", "dep"] {
+            let (row_count, rows) = counts_of(&format!("select_t.query.{eof}.bin"));
+            assert_eq!(row_count, Some(-1), "{eof}");
+            let rows = rows.unwrap();
+            assert!(rows >= 2, "{eof}: {rows} rows");
+            // SELECT 1; SELECT id FROM t; DO 1: DO's OK, the second
+            // SELECT's rows.
+            let multi = counts_of(&format!("multi.query.{eof}.bin"));
+            assert_eq!(multi, (Some(0), Some(rows)), "{eof}");
+            assert_eq!(
+                counts_of(&format!("empty_result.query.{eof}.bin")),
+                (Some(-1), Some(0))
+            );
+            // INSERT ... ON DUPLICATE KEY UPDATE: 1 inserted or 2 updated.
+            let (insert, none) = counts_of(&format!("insert.query.{eof}.bin"));
+            assert!(matches!(insert, Some(1 | 2)) && none.is_none(), "{eof}");
+            assert_eq!(counts_of(&format!("err.query.{eof}.bin")), (Some(-1), None));
+            // Binary rows count the same way.
+            let (row_count, rows) = counts_of(&format!("execute.execute.{eof}.bin"));
+            assert_eq!(row_count, Some(-1), "{eof}");
+            assert!(rows.unwrap() >= 1, "{eof}");
+            // A cursor opened: nothing read yet.
+            assert_eq!(
+                counts_of(&format!("execute_cursor.execute.{eof}.bin")),
+                (None, None)
+            );
         }
     }
 

@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -156,6 +157,10 @@ pub struct Backend {
     /// Statements prepared on this connection, kept for the next borrower
     /// that prepares the same text (transaction mode).
     pub cache: StatementCache,
+    /// Names a stretch of this connection's life in which only one client's
+    /// commands ran on it: renewed when another client borrows it or the
+    /// proxy sends a command of its own (see `session/counters.rs`).
+    pub marker: u64,
     next_seq: u8,
 }
 
@@ -212,6 +217,12 @@ impl StatementCache {
     }
 }
 
+/// A connection marker no connection carries yet.
+pub fn fresh_marker() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Backend {
     /// Starts a non-blocking connect; the socket reports writable when done.
     pub fn connect(target: ShardAddr) -> Result<Backend, BackendFailure> {
@@ -236,6 +247,7 @@ impl Backend {
             init_db_pending: false,
             token: None,
             cache: StatementCache::default(),
+            marker: fresh_marker(),
             next_seq: 0,
         })
     }

@@ -356,6 +356,12 @@ impl Session {
                 // An error may have stopped a multi-statement before its SET
                 // parts ran: only a clean reply is known to have run them.
                 let ok = !tracker.ended_with_error();
+                if tracker.counts_statements() {
+                    if let Some(back) = self.back.as_ref() {
+                        let (rows, found) = (tracker.row_count(), tracker.found_rows());
+                        self.counters.after_reply(rows, found, back.marker);
+                    }
+                }
                 if !record.is_empty() && ok {
                     Arc::make_mut(&mut self.replay).append(record);
                     if let Some(back) = self.back.as_mut() {
@@ -364,8 +370,12 @@ impl Session {
                 }
                 if ctx.pool.enabled {
                     let effects = std::mem::take(&mut self.effects);
-                    let generated_id = tracker.insert_id() != 0;
-                    for reason in self.pins.apply(&effects, ok, generated_id) {
+                    let outcome = pins::Outcome {
+                        ok,
+                        generated_id: tracker.insert_id() != 0,
+                        result_set: tracker.found_rows().is_some(),
+                    };
+                    for reason in self.pins.apply(&effects, outcome) {
                         ctx.shared.pins_started[reason.index()].fetch_add(1, Ordering::Relaxed);
                         log::debug!("session {}: pinned ({})", self.key, reason.name());
                     }

@@ -30,6 +30,9 @@ pub(super) struct Dispatch {
     /// (`total` is then 0), and a failure closes the session, since the rest
     /// of the packet cannot be skipped.
     pub(super) streamed: bool,
+    /// A COM_QUERY that may read ROW_COUNT() or FOUND_ROWS(): rewritten
+    /// if its connection does not hold the client's (`counters.rs`).
+    pub(super) reads_counters: bool,
 }
 
 /// What a prelude command (one the proxy sends before the client's) is.
@@ -235,6 +238,8 @@ impl Session {
             None
         };
         if let Some(payload) = prelude {
+            // Its reply changes the server's counters: not the client's any more.
+            back.marker = fresh_marker();
             if let Err(e) = back.send_command(payload) {
                 self.backend_failed(ctx, e, 1);
                 return;
@@ -267,6 +272,7 @@ impl Session {
                 let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
                 payload.push(com::COM_STMT_PREPARE);
                 payload.extend_from_slice(&stmt.sql);
+                back.marker = fresh_marker();
                 if let Err(e) = back.send_command(&payload) {
                     self.backend_failed(ctx, e, 1);
                     return;
@@ -344,6 +350,15 @@ impl Session {
             };
             return;
         }
+        if dispatch.reads_counters && self.send_with_counters(&dispatch) {
+            self.phase = Phase::Relay {
+                reply: Some(ReplyTracker::new(Expect::Query, self.client.caps)),
+                request: None,
+                record,
+                prepared: None,
+            };
+            return;
+        }
         self.in_ready += dispatch.total;
         self.phase = match dispatch.expect {
             Some(expect) => Phase::Relay {
@@ -354,6 +369,42 @@ impl Session {
             },
             None => Phase::Idle,
         };
+    }
+
+    /// Sends the COM_QUERY at the front of the input with the client's
+    /// ROW_COUNT() and FOUND_ROWS() in place of its reads, when its
+    /// connection does not hold them (`counters.rs`). False: nothing was
+    /// sent, the packet goes as it is.
+    fn send_with_counters(&mut self, dispatch: &Dispatch) -> bool {
+        let Some(back) = self.back.as_mut() else {
+            return false;
+        };
+        if self.counters.held_by(back.marker) {
+            return false;
+        }
+        let packet = &self.front_in.data()[self.in_ready..self.in_ready + dispatch.total];
+        let sql = &packet[HEADER_LEN + 1..];
+        let rewritten = match self.scan {
+            Some(opts) => self.counters.substitute(sql, !opts.no_backslash_escapes),
+            // The session's sql_mode is not known: only a text both
+            // readings of its strings agree on is changed.
+            None => {
+                let escaped = self.counters.substitute(sql, true);
+                let plain = self.counters.substitute(sql, false);
+                (escaped == plain).then_some(escaped).flatten()
+            }
+        };
+        let Some(sql) = rewritten else {
+            return false;
+        };
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(com::COM_QUERY);
+        payload.extend_from_slice(&sql);
+        if payload.len() >= MAX_FRAME_PAYLOAD || back.send(0, &payload).is_err() {
+            return false;
+        }
+        self.front_in.consume(dispatch.total);
+        true
     }
 
     /// A command that will not run: the client gets `err` (a framed ERR).
@@ -476,6 +527,7 @@ impl Session {
         };
         let here = self.transaction_shard().unwrap_or(self.active);
         self.effects = Effects::default();
+        let reads_counters = matches!(&command, Command::Query(sql) if counters::may_read(sql));
         let (shard, record, opens_transaction) = match command {
             Command::Query(sql) => {
                 if ctx.pool.enabled {
@@ -512,6 +564,7 @@ impl Session {
                             self.transaction = Transaction::Pending(begin.unwrap_or_default());
                             self.front_in.consume(total);
                             let status = self.last_status | status::SERVER_STATUS_IN_TRANS;
+                            self.counters.answered_ok();
                             self.send_ok(1, status);
                             return true;
                         }
@@ -522,6 +575,7 @@ impl Session {
                             self.transaction = Transaction::None;
                             self.front_in.consume(total);
                             let status = self.last_status & !status::SERVER_STATUS_IN_TRANS;
+                            self.counters.answered_ok();
                             self.send_ok(1, status);
                             return true;
                         }
@@ -561,6 +615,7 @@ impl Session {
             execute_types: None,
             prepare: None,
             streamed: false,
+            reads_counters,
         };
         self.continue_dispatch(ctx, dispatch);
         true
@@ -589,6 +644,7 @@ impl Session {
             execute_types: None,
             prepare: None,
             streamed: false,
+            reads_counters: false,
         };
         match command {
             StatementCommand::Prepare => {
@@ -859,6 +915,7 @@ impl Session {
         self.replay = Arc::new(database.into_iter().collect());
         self.stmts.clear();
         self.pins.clear();
+        self.counters.reset();
         if let Some(back) = self.back.as_mut() {
             back.applied = self.replay.len();
             // The server dropped this connection's statements too.
@@ -905,6 +962,7 @@ impl Session {
             execute_types: None,
             prepare: None,
             streamed: true,
+            reads_counters: false,
         };
         // A packet too large to hold cannot be scanned for its key: with
         // one shard it can only go there; with several, only statements

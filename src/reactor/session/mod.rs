@@ -60,17 +60,21 @@ use crate::route::scanner::{analyze, Target};
 use crate::route::topology::Topology;
 use crate::route::value::KeyValue;
 
-use super::backend::{Backend, BackendFailure, LoginRequest, ShardAddr, Step};
+use super::backend::{fresh_marker, Backend, BackendFailure, LoginRequest, ShardAddr, Step};
 use super::buffer::{Buffer, Io};
 use super::pool::{Lend, Pool, PoolKey, Waiter};
 use super::statements::{set_statement_id, Statements, StmtRoute};
 use super::{back_token, Ctx};
 
 mod backends;
+mod counters;
 mod dispatch;
 mod login;
 mod pins;
 mod pooled;
+mod words;
+
+use counters::Counters;
 
 pub use pins::PinReason;
 use pins::{Effects, Pins};
@@ -194,6 +198,8 @@ pub struct Session {
     transaction: Transaction,
     /// State that keeps the client on its connection (transaction mode).
     pins: Pins,
+    /// ROW_COUNT() and FOUND_ROWS() as this client last left them.
+    counters: Counters,
     /// What the command being relayed does to `pins`, applied at its end.
     effects: Effects,
     /// What backend connections for this client log in with (transaction
@@ -247,6 +253,7 @@ impl Session {
             replay: Arc::default(),
             transaction: Transaction::None,
             pins: Pins::default(),
+            counters: Counters::default(),
             effects: Effects::default(),
             pool_key: None,
             wait_deadline: None,

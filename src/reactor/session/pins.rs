@@ -10,6 +10,8 @@
 
 use smallvec::SmallVec;
 
+use super::words::{contains_ci, Word, Words};
+
 /// Why a client keeps its backend connection between statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinReason {
@@ -92,6 +94,17 @@ pub struct Effects {
     call: bool,
 }
 
+/// How a statement ended, as far as pins care.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome {
+    /// Without error.
+    pub ok: bool,
+    /// It generated an AUTO_INCREMENT value.
+    pub generated_id: bool,
+    /// It returned a result set (which replaces FOUND_ROWS()).
+    pub result_set: bool,
+}
+
 /// The pinned state of one session.
 #[derive(Debug, Default)]
 pub struct Pins {
@@ -104,9 +117,9 @@ pub struct Pins {
     pub cursors: SmallVec<[u32; 2]>,
     /// Statements with long data sent and not executed since.
     pub long_data: SmallVec<[u32; 2]>,
-    /// Statements left before FOUND_ROWS() can no longer mean the last
-    /// SQL_CALC_FOUND_ROWS.
-    found_rows: u8,
+    /// FOUND_ROWS() means the last SQL_CALC_FOUND_ROWS's total, which only
+    /// the server knows, until a result set replaces it.
+    found_rows: bool,
     /// Likewise for LAST_INSERT_ID() after a generated AUTO_INCREMENT value.
     last_insert_id: u8,
     handler: bool,
@@ -137,7 +150,7 @@ impl Pins {
             PinReason::SqlPrepare => !self.sql_prepared.is_empty(),
             PinReason::Cursor => !self.cursors.is_empty(),
             PinReason::LongData => !self.long_data.is_empty(),
-            PinReason::FoundRows => self.found_rows > 0,
+            PinReason::FoundRows => self.found_rows,
             PinReason::LastInsertId => self.last_insert_id > 0,
             PinReason::Handler => self.handler,
             PinReason::XaTransaction => self.xa,
@@ -145,12 +158,18 @@ impl Pins {
         }
     }
 
-    /// A statement finished (`ok`: without error; `generated_id`: it
-    /// generated an AUTO_INCREMENT value). Returns the reasons that started
-    /// with it, for the metrics.
-    pub fn apply(&mut self, e: &Effects, ok: bool, generated_id: bool) -> SmallVec<[PinReason; 2]> {
+    /// A statement with effects `e` finished as `outcome` says. Returns the
+    /// reasons that started with it, for the metrics.
+    pub fn apply(&mut self, e: &Effects, outcome: Outcome) -> SmallVec<[PinReason; 2]> {
+        let Outcome {
+            ok,
+            generated_id,
+            result_set,
+        } = outcome;
         let before = self.held();
-        self.found_rows = self.found_rows.saturating_sub(1);
+        if result_set {
+            self.found_rows = false;
+        }
         self.last_insert_id = self.last_insert_id.saturating_sub(1);
         if generated_id {
             self.last_insert_id = 1;
@@ -168,7 +187,7 @@ impl Pins {
             }
         }
         if e.calc_found_rows {
-            self.found_rows = 1;
+            self.found_rows = true;
         }
         if ok {
             self.temp_tables = self.temp_tables.saturating_sub(e.temp_dropped);
@@ -262,7 +281,7 @@ pub fn effects(sql: &[u8]) -> Effects {
                 st.count += 1;
             }
             Word::Assign => e.user_variable |= words.saw_user_variable,
-            Word::Other => st.count += 1,
+            Word::Other | Word::Punct(_) => st.count += 1,
         }
     }
     e
@@ -298,187 +317,28 @@ fn might_pin(sql: &[u8]) -> bool {
     NEEDLES.iter().any(|n| contains_ci(sql, n))
 }
 
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.len() == 1 {
-        return memchr::memchr(needle[0], hay).is_some();
-    }
-    let first = needle[0];
-    let upper = first.to_ascii_uppercase();
-    let mut at = 0;
-    while let Some(i) = memchr::memchr2(first, upper, &hay[at..]) {
-        let start = at + i;
-        if hay
-            .get(start..start + needle.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
-        {
-            return true;
-        }
-        at = start + 1;
-    }
-    false
-}
-
-enum Word<'a> {
-    Name(&'a [u8]),
-    UserVariable,
-    Assign,
-    Semicolon,
-    Other,
-}
-
-/// Words of SQL text, strings and comments skipped.
-struct Words<'a> {
-    sql: &'a [u8],
-    at: usize,
-    saw_user_variable: bool,
-}
-
-impl<'a> Words<'a> {
-    fn new(sql: &'a [u8]) -> Words<'a> {
-        Words {
-            sql,
-            at: 0,
-            saw_user_variable: false,
-        }
-    }
-
-    fn peek_byte(&self, off: usize) -> Option<u8> {
-        self.sql.get(self.at + off).copied()
-    }
-
-    fn skip_quoted(&mut self, quote: u8) {
-        self.at += 1;
-        while let Some(&b) = self.sql.get(self.at) {
-            self.at += 1;
-            if b == b'\\' && quote != b'`' {
-                self.at += 1;
-            } else if b == quote {
-                if self.sql.get(self.at) == Some(&quote) {
-                    self.at += 1; // doubled quote
-                } else {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// After a user variable: is it assigned with `:=` or `=` in SET?
-    fn assignment_follows(&self) -> bool {
-        let rest = &self.sql[self.at.min(self.sql.len())..];
-        let rest = rest.trim_ascii_start();
-        rest.starts_with(b":=")
-    }
-
-    /// Commas from here to the end of the statement (DROP TEMPORARY TABLE
-    /// a, b, c drops three).
-    fn commas_to_end(&self) -> usize {
-        let rest = &self.sql[self.at.min(self.sql.len())..];
-        let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-        rest[..end].iter().filter(|&&b| b == b',').count()
-    }
-
-    fn next(&mut self) -> Option<Word<'a>> {
-        loop {
-            let b = *self.sql.get(self.at)?;
-            match b {
-                b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' => self.at += 1,
-                b'\'' | b'"' | b'`' => {
-                    // A backquoted name is a name, but never a trigger word.
-                    self.skip_quoted(b);
-                    return Some(Word::Other);
-                }
-                b'#' => self.skip_line(),
-                b'-' if self.peek_byte(1) == Some(b'-')
-                    && self.peek_byte(2).is_none_or(|c| c.is_ascii_whitespace()) =>
-                {
-                    self.skip_line()
-                }
-                b'/' if self.peek_byte(1) == Some(b'*') => {
-                    if matches!(self.peek_byte(2), Some(b'!') | Some(b'M')) {
-                        // Executable comment: its body is code.
-                        self.at += 3;
-                        while self
-                            .peek_byte(0)
-                            .is_some_and(|c| c.is_ascii_digit() || c == b'!')
-                        {
-                            self.at += 1;
-                        }
-                    } else {
-                        let rest = &self.sql[self.at + 2..];
-                        self.at = match memchr::memmem::find(rest, b"*/") {
-                            Some(i) => self.at + 2 + i + 2,
-                            None => self.sql.len(),
-                        };
-                    }
-                }
-                b'*' if self.peek_byte(1) == Some(b'/') => self.at += 2,
-                b';' => {
-                    self.at += 1;
-                    return Some(Word::Semicolon);
-                }
-                b':' if self.peek_byte(1) == Some(b'=') => {
-                    self.at += 2;
-                    return Some(Word::Assign);
-                }
-                b'@' if self.peek_byte(1) == Some(b'@') => {
-                    // A system variable: @@x, @@session.x.
-                    self.at += 2;
-                    while self
-                        .peek_byte(0)
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
-                    {
-                        self.at += 1;
-                    }
-                    return Some(Word::Other);
-                }
-                b'@' => {
-                    self.at += 1;
-                    match self.peek_byte(0) {
-                        Some(q @ (b'\'' | b'"' | b'`')) => self.skip_quoted(q),
-                        _ => {
-                            while self.peek_byte(0).is_some_and(|c| {
-                                c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.'
-                            }) {
-                                self.at += 1;
-                            }
-                        }
-                    }
-                    self.saw_user_variable = true;
-                    return Some(Word::UserVariable);
-                }
-                c if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 => {
-                    let start = self.at;
-                    while self.peek_byte(0).is_some_and(|c| {
-                        c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
-                    }) {
-                        self.at += 1;
-                    }
-                    return Some(Word::Name(&self.sql[start..self.at]));
-                }
-                _ => {
-                    self.at += 1;
-                    return Some(Word::Other);
-                }
-            }
-        }
-    }
-
-    fn skip_line(&mut self) {
-        self.at = match memchr::memchr(b'\n', &self.sql[self.at..]) {
-            Some(i) => self.at + i + 1,
-            None => self.sql.len(),
-        };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ok() -> Outcome {
+        Outcome {
+            ok: true,
+            ..Outcome::default()
+        }
+    }
+
+    impl Outcome {
+        fn with_result_set(self, result_set: bool) -> Outcome {
+            Outcome { result_set, ..self }
+        }
+    }
+
     fn pinned_after(statements: &[&str]) -> Option<PinReason> {
         let mut pins = Pins::default();
         for s in statements {
-            pins.apply(&effects(s.as_bytes()), true, false);
+            let result_set = s.starts_with("SELECT");
+            pins.apply(&effects(s.as_bytes()), ok().with_result_set(result_set));
         }
         pins.reason()
     }
@@ -555,6 +415,14 @@ mod tests {
                 ],
                 None,
             ),
+            // Statements without a result set leave the total in place.
+            (
+                &[
+                    "SELECT SQL_CALC_FOUND_ROWS a FROM t LIMIT 1",
+                    "UPDATE t SET a = 1 WHERE id = 2",
+                ],
+                Some(FoundRows),
+            ),
             (&["HANDLER t OPEN"], Some(Handler)),
             (&["XA START 'x'"], Some(XaTransaction)),
             (
@@ -581,29 +449,33 @@ mod tests {
     #[test]
     fn failed_statements_pin_but_do_not_unpin() {
         let mut pins = Pins::default();
-        pins.apply(&effects(b"LOCK TABLES t WRITE"), false, false);
+        pins.apply(&effects(b"LOCK TABLES t WRITE"), Outcome::default());
         assert_eq!(pins.reason(), Some(PinReason::TableLock));
-        pins.apply(&effects(b"UNLOCK TABLES"), false, false);
+        pins.apply(&effects(b"UNLOCK TABLES"), Outcome::default());
         assert_eq!(pins.reason(), Some(PinReason::TableLock));
-        pins.apply(&effects(b"UNLOCK TABLES"), true, false);
+        pins.apply(&effects(b"UNLOCK TABLES"), ok());
         assert_eq!(pins.reason(), None);
     }
 
     #[test]
     fn a_generated_id_keeps_the_connection_for_one_statement() {
         let mut pins = Pins::default();
-        pins.apply(&effects(b"INSERT INTO t (a) VALUES (1)"), true, true);
+        let generated = Outcome {
+            generated_id: true,
+            ..ok()
+        };
+        pins.apply(&effects(b"INSERT INTO t (a) VALUES (1)"), generated);
         assert_eq!(pins.reason(), Some(PinReason::LastInsertId));
-        pins.apply(&effects(b"SELECT LAST_INSERT_ID()"), true, false);
+        pins.apply(&effects(b"SELECT LAST_INSERT_ID()"), ok());
         assert_eq!(pins.reason(), None);
     }
 
     #[test]
     fn new_reasons_are_reported_once() {
         let mut pins = Pins::default();
-        let started = pins.apply(&effects(b"LOCK TABLES t WRITE"), true, false);
+        let started = pins.apply(&effects(b"LOCK TABLES t WRITE"), ok());
         assert_eq!(started.as_slice(), &[PinReason::TableLock]);
-        let again = pins.apply(&effects(b"LOCK TABLES u WRITE"), true, false);
+        let again = pins.apply(&effects(b"LOCK TABLES u WRITE"), ok());
         assert!(again.is_empty());
     }
 }

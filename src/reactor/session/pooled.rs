@@ -88,6 +88,10 @@ impl Session {
             back.init_db_pending = changed_database;
             back.applied = 0;
         }
+        if !self.counters.held_by(back.marker) {
+            // Another client's stretch on this connection ends here.
+            back.marker = fresh_marker();
+        }
         let token = back_token(self.key, self.active);
         if back.token != Some(token) {
             let interest = Interest::READABLE | Interest::WRITABLE;
