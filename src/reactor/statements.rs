@@ -34,14 +34,12 @@ pub struct Prepared {
     pub hash: u64,
     pub route: StmtRoute,
     pub num_params: u16,
-    /// (shard index, the backend's statement id) for each backend that has it.
-    pub on: SmallVec<[(usize, u32); 2]>,
+    /// The backends that have it. An entry from an older epoch of its
+    /// shard is of a connection since closed or given back: dead.
+    on: SmallVec<[Placement; 2]>,
     /// Parameter types from the last COM_STMT_EXECUTE that sent them
     /// (2 bytes per parameter), for executes that do not.
     pub types: Option<Box<[u8]>>,
-    /// Shards whose backend has received `types` (an execute without types
-    /// may only go where the server already has them).
-    pub types_on: SmallVec<[usize; 2]>,
     /// The shard of the last execution (cursors and fetches live there).
     pub last_shard: Option<usize>,
     /// COM_STMT_SEND_LONG_DATA came for a statement routed per execute: the
@@ -49,10 +47,68 @@ pub struct Prepared {
     pub long_data_refused: bool,
 }
 
+/// A statement prepared on a shard's backend connection.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    shard: usize,
+    /// The backend's statement id.
+    id: u32,
+    /// The shard's epoch (`Statements::epoch`) when it was prepared there.
+    epoch: u64,
+    /// That backend has received `Prepared::types` (an execute without
+    /// types may only go where the server already has them).
+    types_sent: bool,
+}
+
 impl Prepared {
-    /// The backend id of this statement on `shard`, if prepared there.
-    pub fn backend_id(&self, shard: usize) -> Option<u32> {
-        self.on.iter().find(|(s, _)| *s == shard).map(|(_, id)| *id)
+    fn live(&self, shard: usize, epoch: u64) -> Option<&Placement> {
+        self.on
+            .iter()
+            .find(|p| p.shard == shard && p.epoch == epoch)
+    }
+
+    /// The backend id of this statement on `shard` (whose epoch is now
+    /// `epoch`), if prepared there.
+    pub fn backend_id(&self, shard: usize, epoch: u64) -> Option<u32> {
+        self.live(shard, epoch).map(|p| p.id)
+    }
+
+    /// Prepared on `shard` (epoch `epoch`) as backend statement `id`.
+    pub fn place(&mut self, shard: usize, id: u32, epoch: u64) {
+        self.on.retain(|p| p.shard != shard);
+        self.on.push(Placement {
+            shard,
+            id,
+            epoch,
+            types_sent: false,
+        });
+    }
+
+    /// Whether `shard`'s backend has received the parameter types.
+    pub fn types_on(&self, shard: usize, epoch: u64) -> bool {
+        self.live(shard, epoch).is_some_and(|p| p.types_sent)
+    }
+
+    pub fn types_sent_to(&mut self, shard: usize, epoch: u64) {
+        if let Some(p) = self
+            .on
+            .iter_mut()
+            .find(|p| p.shard == shard && p.epoch == epoch)
+        {
+            p.types_sent = true;
+        }
+    }
+
+    /// A new binding: every backend must get the types anew.
+    pub fn forget_types(&mut self) {
+        for p in &mut self.on {
+            p.types_sent = false;
+        }
+    }
+
+    /// (shard, backend id) of every live placement (see `Statements::remove`).
+    pub fn placements(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.on.iter().map(|p| (p.shard, p.id))
     }
 }
 
@@ -61,6 +117,10 @@ impl Prepared {
 pub struct Statements {
     by_id: HashMap<u32, Prepared>,
     last_id: u32,
+    /// Per shard, how many times its connection went away (closed, or
+    /// given back to the pool): forgetting every statement placed there is
+    /// one increment, not a walk over all of them on every release.
+    epochs: Vec<u64>,
 }
 
 impl Statements {
@@ -78,7 +138,6 @@ impl Statements {
                 num_params: 0,
                 on: SmallVec::new(),
                 types: None,
-                types_on: SmallVec::new(),
                 last_shard: None,
                 long_data_refused: false,
             },
@@ -94,8 +153,17 @@ impl Statements {
         self.by_id.get_mut(&id)
     }
 
+    /// Removes a statement; the one returned keeps only its live
+    /// placements (the backends that still have it).
     pub fn remove(&mut self, id: u32) -> Option<Prepared> {
-        self.by_id.remove(&id)
+        let mut stmt = self.by_id.remove(&id)?;
+        stmt.on.retain(|p| p.epoch == self.epoch(p.shard));
+        Some(stmt)
+    }
+
+    /// The current epoch of `shard` (see `epochs`).
+    pub fn epoch(&self, shard: usize) -> u64 {
+        self.epochs.get(shard).copied().unwrap_or(0)
     }
 
     /// Forgets every statement (COM_RESET_CONNECTION, COM_CHANGE_USER: the
@@ -107,20 +175,17 @@ impl Statements {
     /// Forgets that statements are prepared on `shard` (its connection was
     /// closed; they are prepared again when needed).
     pub fn forget_shard(&mut self, shard: usize) {
-        for p in self.by_id.values_mut() {
-            p.on.retain(|(s, _)| *s != shard);
-            p.types_on.retain(|s| *s != shard);
+        if self.epochs.len() <= shard {
+            self.epochs.resize(shard + 1, 0);
         }
+        self.epochs[shard] += 1;
     }
 
     /// Forgets backend statement `id` on `shard` (its connection's cache
     /// closed it to make room).
     pub fn forget_backend_id(&mut self, shard: usize, id: u32) {
         for p in self.by_id.values_mut() {
-            if p.on.contains(&(shard, id)) {
-                p.on.retain(|e| *e != (shard, id));
-                p.types_on.retain(|s| *s != shard);
-            }
+            p.on.retain(|e| (e.shard, e.id) != (shard, id));
         }
     }
 }
@@ -155,12 +220,33 @@ mod tests {
     fn backend_ids_per_shard() {
         let mut s = Statements::default();
         let id = s.add(b"SELECT ?", StmtRoute::PerExecute);
+        let epoch = s.epoch(2);
         let p = s.get_mut(id).unwrap();
-        p.on.push((2, 7));
-        assert_eq!(p.backend_id(2), Some(7));
-        assert_eq!(p.backend_id(0), None);
+        p.place(2, 7, epoch);
+        p.types_sent_to(2, epoch);
+        assert_eq!(p.backend_id(2, epoch), Some(7));
+        assert!(p.types_on(2, epoch));
+        assert_eq!(p.backend_id(0, epoch), None);
         s.forget_shard(2);
-        assert_eq!(s.get(id).unwrap().backend_id(2), None);
+        let (p, epoch) = (s.get(id).unwrap(), s.epoch(2));
+        assert_eq!(p.backend_id(2, epoch), None);
+        assert!(!p.types_on(2, epoch));
+        // Placed again on the new connection; removed, only that one is
+        // left to close.
+        s.get_mut(id).unwrap().place(2, 9, epoch);
+        let removed = s.remove(id).unwrap();
+        assert_eq!(removed.placements().collect::<Vec<_>>(), [(2, 9)]);
+    }
+
+    #[test]
+    fn dead_placements_are_not_closed() {
+        let mut s = Statements::default();
+        let id = s.add(b"SELECT ?", StmtRoute::PerExecute);
+        let epoch = s.epoch(1);
+        s.get_mut(id).unwrap().place(1, 3, epoch);
+        s.forget_shard(1);
+        let removed = s.remove(id).unwrap();
+        assert_eq!(removed.placements().count(), 0);
     }
 
     #[test]

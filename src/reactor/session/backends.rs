@@ -155,8 +155,9 @@ impl Session {
                 match back.take_prepare_reply(&mut tracker, &mut id) {
                     None => self.phase = Phase::Prelude(dispatch, Prelude::Prepare { tracker, id }),
                     Some(Ok(backend_id)) => {
+                        let epoch = self.stmts.epoch(dispatch.shard);
                         if let Some(stmt) = dispatch.stmt.and_then(|s| self.stmts.get_mut(s)) {
-                            stmt.on.push((dispatch.shard, backend_id));
+                            stmt.place(dispatch.shard, backend_id, epoch);
                         }
                         if let Some(id) = dispatch.stmt {
                             self.cache_statement(ctx, id, backend_id);
@@ -305,12 +306,13 @@ impl Session {
             }
             let payload = &mut unscanned[HEADER_LEN..];
             let mut cached = None;
+            let epoch = self.stmts.epoch(self.active);
             match self.stmts.get_mut(client_id) {
                 Some(stmt) if payload[0] == 0x00 => {
                     let backend_id =
                         u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
                     stmt.num_params = u16::from_le_bytes([payload[7], payload[8]]);
-                    stmt.on.push((self.active, backend_id));
+                    stmt.place(self.active, backend_id, epoch);
                     set_statement_id(payload, client_id);
                     cached = Some(backend_id);
                 }

@@ -250,6 +250,7 @@ impl Session {
             return;
         }
         if let Some(id) = dispatch.stmt {
+            let epoch = self.stmts.epoch(dispatch.shard);
             let Some(stmt) = self.stmts.get_mut(id) else {
                 let mut bytes = Vec::new();
                 packet::write_err(
@@ -261,13 +262,13 @@ impl Session {
                 self.abandon(&dispatch, &bytes);
                 return;
             };
-            if stmt.backend_id(dispatch.shard).is_none() {
+            if stmt.backend_id(dispatch.shard, epoch).is_none() {
                 // Transaction mode: this connection may have it already.
                 if let Some(id) = back.cache.get(stmt.hash, &stmt.sql) {
-                    stmt.on.push((dispatch.shard, id));
+                    stmt.place(dispatch.shard, id, epoch);
                 }
             }
-            let Some(backend_id) = stmt.backend_id(dispatch.shard) else {
+            let Some(backend_id) = stmt.backend_id(dispatch.shard, epoch) else {
                 // First use on this shard: prepare it there, then come back.
                 let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
                 payload.push(com::COM_STMT_PREPARE);
@@ -287,7 +288,7 @@ impl Session {
             if let Some(types_sent) = dispatch.execute_types {
                 stmt.last_shard = Some(dispatch.shard);
                 let needs_types =
-                    !types_sent && stmt.num_params > 0 && !stmt.types_on.contains(&dispatch.shard);
+                    !types_sent && stmt.num_params > 0 && !stmt.types_on(dispatch.shard, epoch);
                 if needs_types && !dispatch.streamed {
                     // The client sent the types once, to another shard: this
                     // server needs them, so the packet is rebuilt with them.
@@ -298,7 +299,7 @@ impl Session {
                         .and_then(|types| with_types(payload, stmt.num_params, types, backend_id))
                         .is_some_and(|p| back.send(0, &p).is_ok());
                     if sent {
-                        stmt.types_on.push(dispatch.shard);
+                        stmt.types_sent_to(dispatch.shard, epoch);
                     }
                     self.front_in.consume(dispatch.total);
                     if !sent {
@@ -319,8 +320,8 @@ impl Session {
                     };
                     return;
                 }
-                if types_sent && !stmt.types_on.contains(&dispatch.shard) {
-                    stmt.types_on.push(dispatch.shard);
+                if types_sent {
+                    stmt.types_sent_to(dispatch.shard, epoch);
                 }
             }
             // A streamed packet's id is in its first bytes, held at the front.
@@ -720,7 +721,7 @@ impl Session {
                 if let (Some(types), Some(stmt)) = (new_types, self.stmts.get_mut(id)) {
                     // A new binding: every server must get these types anew.
                     stmt.types = Some(types);
-                    stmt.types_on.clear();
+                    stmt.forget_types();
                 }
                 // A cursor keeps the statement's connection until it is
                 // reset or closed; long data is used up by this execute.
@@ -798,7 +799,7 @@ impl Session {
                 // connections' caches, shared by every client with the same
                 // text: they stay (bounded by pool.statement_cache).
                 if let Some(stmt) = removed.filter(|_| !ctx.pool.enabled) {
-                    for (shard, backend_id) in stmt.on {
+                    for (shard, backend_id) in stmt.placements() {
                         let back = if shard == self.active {
                             self.back.as_mut()
                         } else {
