@@ -179,7 +179,9 @@ drop_anonymous_users() {
 # ---------------------------------------------------------------- haproxy
 # start_haproxy port backend_port global_maxconn [listen_maxconn]: HAProxy
 # in TCP mode with 2 threads, a plain byte forwarder (the cost floor of any
-# proxy on this path), config and log in $TMP -> HAP_PID.
+# proxy on this path), config and log in $TMP -> HAP_PID. HAPROXY_PIN=true
+# pins its two threads to cores 0 and 1 (cpu-map), as dbrouter pins its
+# reactors, so that the two are compared like for like.
 start_haproxy() {
     local port=$1 backend=$2 maxconn=$3 listen_maxconn=${4:-}
     {
@@ -187,6 +189,9 @@ start_haproxy() {
 global
     nbthread 2
     maxconn $maxconn
+CFG
+        [[ ${HAPROXY_PIN:-false} == true ]] && echo "    cpu-map auto:1/1-2 0-1"
+        cat <<CFG
 defaults
     mode tcp
     timeout connect 5s

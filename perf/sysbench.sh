@@ -18,6 +18,8 @@
 #                      statements (binary protocol)
 #   REACTORS [2]       dbrouter --reactors
 #   PIN [true]         dbrouter --pin-cores (false: the kernel places reactors)
+#   HAPROXY_PIN [$PIN] pin HAProxy's two threads to cores 0 and 1 (cpu-map):
+#                      by default as dbrouter's reactors, like for like
 #   RESULTS_DIR [perf/results]
 #   WARMUP [5]         seconds of warm-up per workload and path (0 = none)
 #   OTHERS_MAX [15]    % of the machine used by other processes above which a
@@ -48,6 +50,7 @@ TABLE_SIZE=${TABLE_SIZE:-100000}
 PS_MODE=${PS_MODE:-default}
 REACTORS=${REACTORS:-2}
 PIN=${PIN:-true}
+HAPROXY_PIN=${HAPROXY_PIN:-$PIN}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/perf/results}
 WARMUP=${WARMUP:-5}
 OTHERS_MAX=${OTHERS_MAX:-15}
@@ -224,7 +227,7 @@ log "haproxy on $HAP_PORT (pid $HAP_PID), dbrouter on $DBR_PORT (pid $DBR_PID, $
 GIT_REV=$(git_rev)
 {
     echo "date_utc=$STAMP git=$GIT_REV ncpu=$NCPU kernel=$(uname -r)"
-    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
+    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN HAPROXY_PIN=$HAPROXY_PIN SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
     tool_versions
 } >"$OUT/meta.txt"
 
@@ -344,7 +347,7 @@ END {
 ' "$CSV" >"$SUMMARY"
 
 echo
-echo "sysbench via direct / haproxy (mode tcp, nbthread 2) / dbrouter (--reactors $REACTORS --pin-cores $PIN)," \
+echo "sysbench via direct / haproxy (mode tcp, nbthread 2, pinned: $HAPROXY_PIN) / dbrouter (--reactors $REACTORS --pin-cores $PIN)," \
     "TIME=${TIME}s, REPS=$REPS, table_size=$TABLE_SIZE, ps-mode=$PS_MODE, $NCPU vCPU, $(date -u '+%F %H:%M') UTC, git $GIT_REV"
 echo "medians over repetitions; ratios are medians of the per-repetition ratios"
 echo
