@@ -124,6 +124,18 @@ pub struct Config {
     /// Sharded and global tables; tables not listed go to the default shard.
     #[serde(default, rename = "table")]
     pub tables: Vec<TableConfig>,
+    /// The admin HTTP listener (`/metrics`); none without this section.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `[admin]`: the HTTP listener of the admin plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the HTTP listener, e.g. `127.0.0.1:9911`. It has no
+    /// authentication: keep it on loopback or a private network.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -451,6 +463,7 @@ impl Config {
             }],
             sharding: None,
             tables: Vec::new(),
+            admin: None,
         };
         config.validate()?;
         Ok(config)
@@ -506,6 +519,15 @@ impl Config {
         if let Some(b) = &self.backend_users {
             if b.admin_user.is_empty() {
                 return invalid("backend_users.admin_user is empty".into());
+            }
+        }
+        if let Some(admin) = &self.admin {
+            if admin.listen == self.proxy.listen {
+                return invalid(format!(
+                    "admin.listen and proxy.listen are both {}: give the admin listener its \
+                     own port",
+                    admin.listen
+                ));
             }
         }
         Ok(())
@@ -839,6 +861,37 @@ mod tests {
         let text = MINIMAL.replace("*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9", "secret");
         let err = Config::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("password_hash"), "{err}");
+    }
+
+    #[test]
+    fn the_admin_listener_is_optional_and_has_its_own_port() {
+        assert!(Config::from_toml(MINIMAL).unwrap().admin.is_none());
+        let with = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:9911\"\n");
+        let c = Config::from_toml(&with).unwrap();
+        assert_eq!(c.admin.unwrap().listen, "127.0.0.1:9911".parse().unwrap());
+        let same = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:3307\"\n");
+        refused(&same, "admin.listen", "its own port");
+        let unknown = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:9911\"\nport = 1\n");
+        assert!(Config::from_toml(&unknown).is_err());
+    }
+
+    /// README's configuration reference is a file dbrouter accepts, with
+    /// every section it documents (`[admin]` included).
+    #[test]
+    fn the_readme_configuration_reference_parses() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("README has a Configuration section");
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|block| block.split("\n```").next())
+            .expect("the section opens with a TOML block");
+        let c = Config::from_toml(toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        assert!(c.admin.is_some() && c.backend_users.is_some());
+        assert_eq!(c.proxy.reactors, Some(2));
     }
 
     #[test]

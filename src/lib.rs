@@ -9,8 +9,11 @@
 //! - [`reactor`]: the per-core mio event loops that own client sessions and
 //!   backend connections.
 //! - [`control`]: the control plane: who may log in, the backends' accounts.
+//! - [`admin`]: the admin plane's HTTP listener (`/metrics`), on its own
+//!   thread.
 //! - [`config`]: the TOML file and the command line, validated.
 
+pub mod admin;
 pub mod config;
 pub mod control;
 pub mod fuzzing;

@@ -10,9 +10,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use clap::Parser;
 
-use dbrouter::config::{Config, PoolMode, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
+use dbrouter::admin::{self, metrics::Metrics};
+use dbrouter::config::{AdminConfig, Config, PoolMode, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
 use dbrouter::control::{self, UserDirectory};
 use dbrouter::protocol::consts::caps;
+use dbrouter::reactor::stats::{self, ReactorStats};
 use dbrouter::reactor::{self, ShardAddr, Shared, MAX_SHARDS};
 use dbrouter::route::scanner::ScanOptions;
 use dbrouter::route::topology::Topology;
@@ -44,6 +46,10 @@ struct Args {
     /// `session` or `transaction` (see README.md; overrides the file).
     #[arg(long, value_name = "MODE", value_parser = parse_pool_mode)]
     pool_mode: Option<PoolMode>,
+    /// Serve Prometheus metrics over HTTP at ADDR/metrics, e.g.
+    /// 127.0.0.1:9911 (overrides the file's `[admin] listen`).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
 }
 
 fn parse_pool_mode(text: &str) -> Result<PoolMode, String> {
@@ -82,6 +88,11 @@ fn main() -> ExitCode {
     }
     if let Some(mode) = args.pool_mode {
         config.proxy.pool_mode = mode;
+    }
+    if let Some(listen) = args.admin_listen {
+        config.admin = Some(AdminConfig { listen });
+    }
+    if args.pool_mode.is_some() || args.admin_listen.is_some() {
         if let Err(e) = config.validate() {
             eprintln!("dbrouter: {e}");
             return ExitCode::from(2);
@@ -176,6 +187,10 @@ fn run(config: Config) -> Result<(), String> {
 
     let reactor_count = config.reactor_count();
     let pin = config.proxy.pin_cores;
+    let shard_ids: Vec<u32> = topology.shards.shards().iter().map(|s| s.id.0).collect();
+    let stats: Box<[Arc<ReactorStats>]> = (0..reactor_count)
+        .map(|_| Arc::new(ReactorStats::new(shard_ids.len())))
+        .collect();
     let shared = Arc::new(Shared {
         config: config.clone(),
         users: users.clone(),
@@ -187,8 +202,16 @@ fn run(config: Config) -> Result<(), String> {
         server_charset: charset,
         connection_ids: AtomicU32::new(1),
         stopping: AtomicBool::new(false),
-        pins_started: Default::default(),
+        stats: stats.clone(),
     });
+    // Before the reactors: a port in use stops the start, with nothing to undo.
+    let admin = match &config.admin {
+        Some(a) => Some(
+            admin::spawn(a.listen, Metrics::new(stats, shard_ids))
+                .map_err(|e| format!("cannot listen on {} (admin): {e}", a.listen))?,
+        ),
+        None => None,
+    };
 
     let cores = if pin {
         core_affinity::get_core_ids().unwrap_or_default()
@@ -244,12 +267,16 @@ fn run(config: Config) -> Result<(), String> {
     if let Some(t) = refresher {
         let _ = t.join();
     }
+    // Scrapes are answered while the reactors drain; now it stops too.
+    if let Some(admin) = admin {
+        admin.stop();
+    }
     if shared.config.proxy.pool_mode == PoolMode::Transaction {
-        // Until the metrics endpoint exists, the pin counts go to the log.
+        // The totals of the run, also for those who do not scrape.
         let pins: Vec<String> = reactor::PinReason::ALL
             .iter()
             .map(|r| {
-                let n = shared.pins_started[r.index()].load(Ordering::Relaxed);
+                let n = stats::sum_u64(shared.stats.iter(), |s| &s.pins_started[r.index()]);
                 format!("{}={n}", r.name())
             })
             .collect();

@@ -35,6 +35,7 @@ use crate::protocol::packet::{parse_err, parse_ok};
 use crate::protocol::reply::{ReplyState, ReplyTracker};
 
 use super::buffer::{Buffer, Io};
+use super::stats::BackendCount;
 
 /// Bytes for the packets of a login or a COM_CHANGE_USER, each direction.
 const LOGIN_BUFFER: usize = 8 * 1024;
@@ -162,6 +163,8 @@ pub struct Backend {
     /// proxy sends a command of its own (see `session/counters.rs`).
     pub marker: u64,
     next_seq: u8,
+    /// Counts this connection in the metrics until it is dropped.
+    _counted: BackendCount,
 }
 
 /// Statements prepared on one backend connection, by text, least recently
@@ -225,7 +228,8 @@ pub fn fresh_marker() -> u64 {
 
 impl Backend {
     /// Starts a non-blocking connect; the socket reports writable when done.
-    pub fn connect(target: ShardAddr) -> Result<Backend, BackendFailure> {
+    /// `counted` keeps it in the metrics' count of open connections.
+    pub fn connect(target: ShardAddr, counted: BackendCount) -> Result<Backend, BackendFailure> {
         let stream =
             TcpStream::connect(target.addr).map_err(|e| BackendFailure::Connect(e.to_string()))?;
         Ok(Backend {
@@ -249,6 +253,7 @@ impl Backend {
             cache: StatementCache::default(),
             marker: fresh_marker(),
             next_seq: 0,
+            _counted: counted,
         })
     }
 

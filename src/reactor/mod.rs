@@ -4,7 +4,8 @@
 //! its own SO_REUSEPORT listener, and the sessions it accepted (each owning
 //! its client socket, its backend connection and its buffers). Nothing on the
 //! data path is shared between reactors: across threads go only the
-//! read-mostly account snapshot (`ArcSwap`), a stop flag, and wake-ups.
+//! read-mostly account snapshot (`ArcSwap`), a stop flag, wake-ups, and
+//! each reactor's own counters (`stats.rs`), read by the admin thread.
 //!
 //! Rules of the loop (from mio): events are edge-triggered, so a socket is
 //! read or written until it says `WouldBlock`, and its readiness is remembered
@@ -17,11 +18,12 @@ mod listener;
 mod pool;
 mod session;
 mod statements;
+pub mod stats;
 mod timer;
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,8 +41,9 @@ use crate::control::UserDirectory;
 use crate::route::scanner::ScanOptions;
 use crate::route::topology::Topology;
 use pool::Pool;
-pub use session::PinReason;
 use session::{Liveness, Session};
+pub use session::{PinChange, PinReason};
+use stats::ReactorStats;
 use timer::Timers;
 
 /// A session's sockets share its slab key: slot 0 is the client, slot
@@ -74,8 +77,9 @@ pub struct Shared {
     pub connection_ids: AtomicU32,
     /// Set on SIGTERM/SIGINT; reactors stop accepting and drain.
     pub stopping: AtomicBool,
-    /// Pins started, by `PinReason::index` (transaction mode).
-    pub pins_started: [AtomicU64; PinReason::ALL.len()],
+    /// What each reactor counts, by reactor id; the admin thread sums
+    /// them (`admin::metrics`).
+    pub stats: Box<[Arc<ReactorStats>]>,
 }
 
 impl Shared {
@@ -102,6 +106,8 @@ pub struct Ctx<'a> {
     /// This reactor's backend connections between borrowers (transaction
     /// mode).
     pub pool: &'a mut Pool,
+    /// This reactor's counters.
+    pub stats: &'a Arc<ReactorStats>,
 }
 
 /// A running reactor, as seen from the main thread.
@@ -123,17 +129,20 @@ pub fn spawn(
     let mut listener = listener::bind_reuseport(shared.config.proxy.listen)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let shards = shared.topology.load().shards.shards().len();
+    // Main sizes `stats` by the reactor count. Were it not (a bug), a block
+    // that is counted but never exported beats a panic in a release build.
+    debug_assert!(id < shared.stats.len());
+    let stats = shared.stats.get(id).cloned();
+    let stats = stats.unwrap_or_else(|| Arc::new(ReactorStats::new(shards)));
     let reactor = Reactor {
         id,
         poll,
         listener: Some(listener),
         sessions: Slab::new(),
         timers: Timers::default(),
-        pool: Pool::new(
-            &shared.config,
-            id,
-            shared.topology.load().shards.shards().len(),
-        ),
+        pool: Pool::new(&shared.config, id, shards, stats.clone()),
+        stats,
         next_sweep: Instant::now() + POOL_SWEEP,
         shared,
         again: Vec::new(),
@@ -170,6 +179,7 @@ struct Reactor {
     sessions: Slab<Session>,
     timers: Timers,
     pool: Pool,
+    stats: Arc<ReactorStats>,
     next_sweep: Instant,
     shared: Arc<Shared>,
     /// Sessions that stopped at their round limit with work left.
@@ -259,6 +269,9 @@ impl Reactor {
             }
         }
         self.pool.close_all(self.poll.registry());
+        // Sessions still busy at the deadline close with the reactor.
+        let left = self.sessions.len() as i64;
+        self.stats.clients_open.fetch_sub(left, Ordering::Relaxed);
         log::info!("reactor {} stopped", self.id);
     }
 
@@ -270,6 +283,7 @@ impl Reactor {
             now,
             draining: self.drain_deadline.is_some(),
             pool: &mut self.pool,
+            stats: &self.stats,
         };
         (ctx, &mut self.sessions)
     }
@@ -308,7 +322,8 @@ impl Reactor {
     fn close(&mut self, key: usize) {
         if self.sessions.contains(key) {
             let mut session = self.sessions.remove(key);
-            session.deregister(self.poll.registry(), &mut self.pool);
+            session.deregister(self.poll.registry(), &mut self.pool, &self.stats);
+            self.stats.clients_open.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -348,9 +363,12 @@ impl Reactor {
                 now,
                 draining: false,
                 pool: &mut self.pool,
+                stats: &self.stats,
             };
             let session = Session::new(key, stream, peer, connection_id, &mut ctx);
             entry.insert(session);
+            self.stats.clients_accepted.fetch_add(1, Ordering::Relaxed);
+            self.stats.clients_open.fetch_add(1, Ordering::Relaxed);
             log::debug!("reactor {}: session {key} from {peer}", self.id);
         }
     }

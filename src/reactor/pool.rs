@@ -19,6 +19,8 @@
 //! naming the shard after `pool.wait_timeout_ms`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Registry;
@@ -27,6 +29,7 @@ use crate::config::Config;
 use crate::protocol::consts::com::COM_QUIT;
 
 use super::backend::Backend;
+use super::stats::ReactorStats;
 
 /// What a backend connection was logged in with: connections are lent only
 /// to sessions that would log in alike.
@@ -145,10 +148,13 @@ pub struct Pool {
     /// take it first and starve the queue. Unclaimed ones go back to the
     /// pool (`reclaim`).
     handoff: Vec<(usize, usize, PoolKey, Backend)>,
+    /// The waiting and exhausted counts are published here (the open
+    /// connections are counted by the connections themselves).
+    stats: Arc<ReactorStats>,
 }
 
 impl Pool {
-    pub fn new(config: &Config, reactor: usize, shards: usize) -> Pool {
+    pub fn new(config: &Config, reactor: usize, shards: usize, stats: Arc<ReactorStats>) -> Pool {
         let pool = &config.pool;
         Pool {
             enabled: config.proxy.pool_mode == crate::config::PoolMode::Transaction,
@@ -160,6 +166,21 @@ impl Pool {
             check_after: Duration::from_millis(pool.check_after_ms),
             woken: Vec::new(),
             handoff: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Publishes a change of shard `shard`'s queue length.
+    fn waiting_changed(&self, shard: usize, delta: i64) {
+        if let Some(s) = self.stats.shard(shard) {
+            s.pool_waiting.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a statement refused because the pool was exhausted.
+    fn exhausted(&self, shard: usize) {
+        if let Some(s) = self.stats.shard(shard) {
+            s.pool_exhausted.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -202,6 +223,7 @@ impl Pool {
             }
         }
         if pool.waiters.len() >= self.max_waiting {
+            self.exhausted(shard);
             return Lend::Exhausted;
         }
         if !pool.waiters.contains(&session.key) {
@@ -211,6 +233,7 @@ impl Pool {
             } else {
                 pool.waiters.push_back(session.key);
             }
+            self.waiting_changed(shard, 1);
         }
         Lend::Wait
     }
@@ -234,10 +257,12 @@ impl Pool {
             pool.open -= 1;
             if let Some(waiter) = pool.waiters.pop_front() {
                 self.woken.push(waiter); // it may open one now
+                self.waiting_changed(shard, -1);
             }
         } else if let Some(waiter) = pool.waiters.pop_front() {
             self.handoff.push((waiter, shard, key.clone(), back));
             self.woken.push(waiter);
+            self.waiting_changed(shard, -1);
         } else {
             self.keep_idle(shard, key, back, now);
         }
@@ -277,6 +302,7 @@ impl Pool {
             pool.open = pool.open.saturating_sub(1);
             if let Some(waiter) = pool.waiters.pop_front() {
                 self.woken.push(waiter);
+                self.waiting_changed(shard, -1);
             }
         }
     }
@@ -318,8 +344,20 @@ impl Pool {
     /// Stops waiting: the session got its connection, gave up or left.
     pub fn forget_waiter(&mut self, shard: usize, session: usize) {
         if let Some(pool) = self.shards.get_mut(shard) {
+            let before = pool.waiters.len();
             pool.waiters.retain(|&k| k != session);
+            let gone = before - pool.waiters.len();
+            if gone > 0 {
+                self.waiting_changed(shard, -(gone as i64));
+            }
         }
+    }
+
+    /// A session waited `pool.wait_timeout_ms` in vain: it stops waiting,
+    /// and its statement is refused (counted as exhausted).
+    pub fn timed_out(&mut self, shard: usize, session: usize) {
+        self.forget_waiter(shard, session);
+        self.exhausted(shard);
     }
 }
 

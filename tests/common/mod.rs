@@ -543,6 +543,8 @@ pub struct Dbrouter {
     child: Option<Child>,
     pid: u32,
     port: u16,
+    /// The admin HTTP listener, when the config or the command line has one.
+    admin: Option<SocketAddr>,
     dir: tempfile::TempDir,
 }
 
@@ -554,9 +556,20 @@ impl Dbrouter {
     }
 
     /// Like [`start`](Dbrouter::start), returning the failure instead. If
-    /// another process took the `listen` port between `free_port()` and the
-    /// proxy's bind, it retries on a fresh port: use [`port`](Dbrouter::port).
+    /// another process took the `listen` port (or the admin port) between
+    /// `free_port()` and the proxy's bind, it retries on fresh ports: use
+    /// [`port`](Dbrouter::port) and [`admin_addr`](Dbrouter::admin_addr).
     pub fn try_start(config_toml: &str) -> Result<Dbrouter, String> {
+        Dbrouter::try_start_with(config_toml, None)
+    }
+
+    /// Like [`start`](Dbrouter::start), with `--admin-listen
+    /// 127.0.0.1:PORT` on the command line.
+    pub fn start_with_admin_flag(config_toml: &str) -> Dbrouter {
+        Dbrouter::try_start_with(config_toml, Some(free_port())).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_with(config_toml: &str, mut admin_flag: Option<u16>) -> Result<Dbrouter, String> {
         let mut config: toml::Table = config_toml
             .parse()
             .map_err(|e| format!("test config is not TOML: {e}\n{config_toml}"))?;
@@ -576,7 +589,24 @@ impl Dbrouter {
             let path = dir.path().join("dbrouter.toml");
             std::fs::write(&path, toml::to_string(&config).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
-            let args = vec!["--config".to_string(), path.display().to_string()];
+            let mut args = vec!["--config".to_string(), path.display().to_string()];
+            let file_admin = config
+                .get("admin")
+                .and_then(|a| a.get("listen"))
+                .and_then(|l| l.as_str())
+                .map(|l| {
+                    l.parse::<SocketAddr>()
+                        .map_err(|e| format!("admin.listen: {e}"))
+                })
+                .transpose()?;
+            let admin = match admin_flag {
+                Some(port) => {
+                    args.push("--admin-listen".into());
+                    args.push(format!("127.0.0.1:{port}"));
+                    Some(SocketAddr::from(([127, 0, 0, 1], port)))
+                }
+                None => file_admin,
+            };
             match Dbrouter::spawn(dir, &args, &[], listen.port()) {
                 Err(e) if e.contains("in use") => {
                     last = e;
@@ -584,6 +614,15 @@ impl Dbrouter {
                         let fresh = format!("127.0.0.1:{}", free_port());
                         proxy.insert("listen".into(), toml::Value::String(fresh));
                     }
+                    if let Some(a) = config.get_mut("admin").and_then(|a| a.as_table_mut()) {
+                        let fresh = format!("127.0.0.1:{}", free_port());
+                        a.insert("listen".into(), toml::Value::String(fresh));
+                    }
+                    admin_flag = admin_flag.map(|_| free_port());
+                }
+                Ok(mut proxy) => {
+                    proxy.admin = admin;
+                    return Ok(proxy);
                 }
                 other => return other,
             }
@@ -659,6 +698,7 @@ impl Dbrouter {
                     pid: child.id(),
                     child: Some(child),
                     port,
+                    admin: None,
                     dir,
                 });
             }
@@ -680,6 +720,12 @@ impl Dbrouter {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The admin HTTP listener's address; panics if the proxy has none.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .expect("this dbrouter was started without an admin listener")
     }
 
     pub fn pid(&self) -> u32 {
@@ -755,6 +801,7 @@ pub struct ConfigBuilder {
     backend_users: Option<(String, String)>,
     proxy: Vec<(String, String)>,
     pool: Vec<(String, String)>,
+    admin_port: Option<u16>,
 }
 
 impl ConfigBuilder {
@@ -766,7 +813,15 @@ impl ConfigBuilder {
             backend_users: None,
             proxy: Vec::new(),
             pool: Vec::new(),
+            admin_port: None,
         }
+    }
+
+    /// An `[admin]` section listening on a free loopback port (see
+    /// [`Dbrouter::admin_addr`]).
+    pub fn admin(mut self) -> ConfigBuilder {
+        self.admin_port = Some(free_port());
+        self
     }
 
     /// A `[[user]]` the proxy knows, logging in to the backend as itself.
@@ -847,6 +902,10 @@ impl ConfigBuilder {
                 toml_str(password)
             )
             .unwrap();
+        }
+        if let Some(port) = self.admin_port {
+            let listen = toml_str(&format!("127.0.0.1:{port}"));
+            writeln!(out, "\n[admin]\nlisten = {listen}").unwrap();
         }
         writeln!(
             out,

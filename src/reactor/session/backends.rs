@@ -377,10 +377,8 @@ impl Session {
                         generated_id: tracker.insert_id() != 0,
                         result_set: tracker.found_rows().is_some(),
                     };
-                    for reason in self.pins.apply(&effects, outcome) {
-                        ctx.shared.pins_started[reason.index()].fetch_add(1, Ordering::Relaxed);
-                        log::debug!("session {}: pinned ({})", self.key, reason.name());
-                    }
+                    let change = self.pins.apply(&effects, outcome);
+                    pooled::record_pins(ctx, self.key, change);
                 }
                 if request.is_some() {
                     // The server answered before it had the whole packet
@@ -508,7 +506,8 @@ impl Session {
         let at = ctx.now + ctx.shared.config.connect_timeout();
         self.arm_deadline(ctx, at);
         let token = back_token(self.key, self.active);
-        let opened = Backend::connect(target).and_then(|mut back| {
+        let count = ctx.stats.backend_opened(self.active);
+        let opened = Backend::connect(target, count).and_then(|mut back| {
             ctx.registry
                 .register(
                     &mut back.stream,

@@ -456,8 +456,11 @@ impl Session {
             if fits || avail.len() <= HEADER_LEN {
                 return false; // the rest is on its way
             }
+            ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
             return self.start_streamed_command(ctx, avail[HEADER_LEN]);
         }
+        // A whole command, handled now: counted once.
+        ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
         if let Some(cause) = self.back_lost.take() {
             let message = format!(
                 "dbrouter: lost connection to {cause}; the session's state on the server is \
@@ -915,7 +918,7 @@ impl Session {
             .flatten();
         self.replay = Arc::new(database.into_iter().collect());
         self.stmts.clear();
-        self.pins.clear();
+        pooled::record_pins(ctx, self.key, self.pins.clear());
         self.counters.reset();
         if let Some(back) = self.back.as_mut() {
             back.applied = self.replay.len();

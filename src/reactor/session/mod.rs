@@ -64,6 +64,7 @@ use super::backend::{fresh_marker, Backend, BackendFailure, LoginRequest, ShardA
 use super::buffer::{Buffer, Io};
 use super::pool::{Lend, Pool, PoolKey, Waiter};
 use super::statements::{set_statement_id, Statements, StmtRoute};
+use super::stats::ReactorStats;
 use super::{back_token, Ctx};
 
 mod backends;
@@ -76,8 +77,8 @@ mod words;
 
 use counters::Counters;
 
-pub use pins::PinReason;
 use pins::{Effects, Pins};
+pub use pins::{PinChange, PinReason};
 
 use dispatch::{Dispatch, Prelude};
 use login::{ChangeUserRequest, PendingAuth};
@@ -321,8 +322,9 @@ impl Session {
 
     /// Unregisters every socket; dropping the session closes them. A
     /// pooled connection still held goes too (it may be mid-transaction):
-    /// its place in the pool is freed.
-    pub fn deregister(&mut self, registry: &Registry, pool: &mut Pool) {
+    /// its place in the pool is freed, and its pins end.
+    pub fn deregister(&mut self, registry: &Registry, pool: &mut Pool, stats: &ReactorStats) {
+        stats.record_pins(self.pins.unpublish());
         let _ = registry.deregister(&mut self.front);
         if let Some(back) = self.back.as_mut() {
             let _ = registry.deregister(&mut back.stream);

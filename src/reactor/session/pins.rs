@@ -125,10 +125,42 @@ pub struct Pins {
     handler: bool,
     xa: bool,
     procedure: bool,
+    /// The reasons last reported to the metrics (`settle`), one bit per
+    /// `PinReason::index`: what this session counts for in the gauge of
+    /// pinned sessions.
+    published: u16,
+}
+
+/// How a session's pins changed since it last reported them: one bit per
+/// `PinReason::index` in each set.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PinChange {
+    started: u16,
+    ended: u16,
+}
+
+impl PinChange {
+    pub fn is_empty(self) -> bool {
+        self.started | self.ended == 0
+    }
+
+    pub fn started(self, reason: PinReason) -> bool {
+        self.started & 1 << reason.index() != 0
+    }
+
+    pub fn ended(self, reason: PinReason) -> bool {
+        self.ended & 1 << reason.index() != 0
+    }
+
+    /// The reasons that started, in `PinReason::ALL` order.
+    pub fn started_reasons(self) -> impl Iterator<Item = PinReason> {
+        PinReason::ALL.into_iter().filter(move |&r| self.started(r))
+    }
 }
 
 impl Pins {
     /// The first reason the client keeps its connection, if any.
+    #[cfg(test)]
     pub fn reason(&self) -> Option<PinReason> {
         PinReason::ALL.into_iter().find(|&r| self.has(r))
     }
@@ -158,15 +190,15 @@ impl Pins {
         }
     }
 
-    /// A statement with effects `e` finished as `outcome` says. Returns the
-    /// reasons that started with it, for the metrics.
-    pub fn apply(&mut self, e: &Effects, outcome: Outcome) -> SmallVec<[PinReason; 2]> {
+    /// A statement with effects `e` finished as `outcome` says. Returns how
+    /// the pins changed since they were last reported, for the metrics (see
+    /// `settle`).
+    pub fn apply(&mut self, e: &Effects, outcome: Outcome) -> PinChange {
         let Outcome {
             ok,
             generated_id,
             result_set,
         } = outcome;
-        let before = self.held();
         if result_set {
             self.found_rows = false;
         }
@@ -202,16 +234,41 @@ impl Pins {
             }
             self.sql_prepared.retain(|n| !e.deallocated.contains(n));
         }
-        let started = self.held() & !before;
-        PinReason::ALL
-            .into_iter()
-            .filter(|r| started & 1 << r.index() != 0)
-            .collect()
+        self.settle()
+    }
+
+    /// The reasons held now compared with those last reported; the held
+    /// ones become the reported ones. Cursors and long data change outside
+    /// `apply` (by COM_STMT_* commands without a reply, some of them), so
+    /// the session also settles before it decides to keep its connection.
+    /// Returns how the pins changed since they were last reported.
+    pub fn settle(&mut self) -> PinChange {
+        let held = self.held();
+        let change = PinChange {
+            started: held & !self.published,
+            ended: self.published & !held,
+        };
+        self.published = held;
+        change
+    }
+
+    /// Whether any reason held at the last `settle` keeps the connection.
+    pub fn pinned(&self) -> bool {
+        self.published != 0
+    }
+
+    /// The session ends: every reason it reported ends with it.
+    pub fn unpublish(&mut self) -> PinChange {
+        let ended = std::mem::take(&mut self.published);
+        PinChange { started: 0, ended }
     }
 
     /// COM_RESET_CONNECTION, COM_CHANGE_USER: the server dropped it all.
-    pub fn clear(&mut self) {
+    /// Returns the reasons that end with it.
+    pub fn clear(&mut self) -> PinChange {
+        let ended = self.unpublish();
         *self = Pins::default();
+        ended
     }
 }
 
@@ -474,8 +531,67 @@ mod tests {
     fn new_reasons_are_reported_once() {
         let mut pins = Pins::default();
         let started = pins.apply(&effects(b"LOCK TABLES t WRITE"), ok());
-        assert_eq!(started.as_slice(), &[PinReason::TableLock]);
+        assert_eq!(
+            started.started_reasons().collect::<Vec<_>>(),
+            [PinReason::TableLock]
+        );
         let again = pins.apply(&effects(b"LOCK TABLES u WRITE"), ok());
         assert!(again.is_empty());
+    }
+
+    /// The gauge of pinned sessions after a change: +1 per start, -1 per
+    /// end, by reason.
+    fn tally(gauge: &mut [i32; PinReason::ALL.len()], change: PinChange) -> Vec<PinReason> {
+        for r in PinReason::ALL {
+            gauge[r.index()] += i32::from(change.started(r)) - i32::from(change.ended(r));
+        }
+        assert!(gauge.iter().all(|&n| n == 0 || n == 1), "{gauge:?}");
+        PinReason::ALL
+            .into_iter()
+            .filter(|r| gauge[r.index()] == 1)
+            .collect()
+    }
+
+    /// Every start is matched by one end, whichever way the state goes: by
+    /// a statement, by a reset, or with the session. The gauge of pinned
+    /// sessions is the sum of these, so it returns to zero.
+    #[test]
+    fn every_reported_start_is_matched_by_one_end() {
+        use PinReason::*;
+        let mut pins = Pins::default();
+        let mut gauge = [0; PinReason::ALL.len()];
+        let step = |pins: &mut Pins, gauge: &mut _, sql: &str| {
+            tally(gauge, pins.apply(&effects(sql.as_bytes()), ok()))
+        };
+        let create = "CREATE TEMPORARY TABLE t (a INT)";
+        assert_eq!(step(&mut pins, &mut gauge, create), [TemporaryTable]);
+        let lock = "SELECT GET_LOCK('x', 1)";
+        assert_eq!(
+            step(&mut pins, &mut gauge, lock),
+            [TemporaryTable, NamedLock]
+        );
+        let drop = "DROP TEMPORARY TABLE t";
+        assert_eq!(step(&mut pins, &mut gauge, drop), [NamedLock]);
+        let release = "SELECT RELEASE_ALL_LOCKS()";
+        assert_eq!(step(&mut pins, &mut gauge, release), []);
+        // A cursor is opened by COM_STMT_EXECUTE, outside `apply`'s
+        // effects: its execute's reply reports it.
+        pins.cursors.push(7);
+        assert_eq!(step(&mut pins, &mut gauge, "SELECT 1"), [Cursor]);
+        // Long data is sent without a reply: settled before the session
+        // decides whether to keep its connection.
+        pins.long_data.push(7);
+        assert_eq!(tally(&mut gauge, pins.settle()), [Cursor, LongData]);
+        assert!(pins.pinned());
+        // A reset ends everything at once.
+        step(&mut pins, &mut gauge, "SET @x = 1");
+        assert_eq!(tally(&mut gauge, pins.clear()), []);
+        assert!(!pins.pinned());
+        assert!(pins.settle().is_empty());
+        // The session ends with reasons held.
+        step(&mut pins, &mut gauge, "LOCK TABLES t WRITE");
+        step(&mut pins, &mut gauge, "HANDLER t OPEN");
+        assert_eq!(tally(&mut gauge, pins.unpublish()), []);
+        assert!(pins.unpublish().is_empty(), "ended once");
     }
 }

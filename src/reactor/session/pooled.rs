@@ -142,7 +142,7 @@ impl Session {
         let Phase::Waiting(dispatch) = std::mem::replace(&mut self.phase, Phase::Closing) else {
             return;
         };
-        ctx.pool.forget_waiter(dispatch.shard, self.key);
+        ctx.pool.timed_out(dispatch.shard, self.key);
         self.wait_deadline = None;
         let wait = ctx.shared.config.pool.wait_timeout_ms;
         let message = self.exhausted_message(
@@ -175,8 +175,12 @@ impl Session {
         if !matches!(self.phase, Phase::Idle)
             || self.in_ready > 0
             || matches!(self.transaction, Transaction::Open(_))
-            || self.pins.reason().is_some()
         {
+            return;
+        }
+        // Cursors and long data may have changed without a reply.
+        record_pins(ctx, self.key, self.pins.settle());
+        if self.pins.pinned() {
             return;
         }
         let Some(key) = self.pool_key.as_ref() else {
@@ -205,6 +209,18 @@ impl Session {
             let (back, stmts) = (self.back.as_mut(), &mut self.stmts);
             cache_statement(back, stmts, self.active, capacity, client_id, backend_id);
         }
+    }
+}
+
+/// Reports a change of session `key`'s pins to the metrics (and the log).
+/// Apart from `Session` so a caller holding the phase borrowed can use it.
+pub(super) fn record_pins(ctx: &Ctx<'_>, key: usize, change: PinChange) {
+    if change.is_empty() {
+        return;
+    }
+    ctx.stats.record_pins(change);
+    for reason in change.started_reasons() {
+        log::debug!("session {key}: pinned ({})", reason.name());
     }
 }
 
