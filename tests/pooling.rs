@@ -628,3 +628,21 @@ fn row_count_and_found_rows_are_the_clients_own() {
     let proxied = after_reset(&mut proxy.target().conn());
     assert_eq!(proxied, direct);
 }
+
+/// The race the randomized test above once hit, made certain: one
+/// connection for two clients; a statement without a result set leaves the
+/// connection's FOUND_ROWS() as the other client left it.
+#[test]
+fn found_rows_left_on_a_connection_by_another_client_is_not_read() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.few (id INT PRIMARY KEY)");
+    db.sql("INSERT INTO app.few VALUES (1), (2), (3)");
+    let proxy = pooled_proxy(&db, 1, 1, &[]);
+    let (mut a, mut b) = (proxy.target().conn(), proxy.target().conn());
+    let one: Vec<i64> = a.query("SELECT id FROM few LIMIT 1").unwrap();
+    let three: Vec<i64> = b.query("SELECT id FROM few").unwrap();
+    assert_eq!((one.len(), three.len()), (1, 3));
+    a.query_drop("DO 1").unwrap();
+    let got: Option<(u64, i64)> = a.query_first("SELECT FOUND_ROWS(), ROW_COUNT()").unwrap();
+    assert_eq!(got, Some((1, 0)));
+}

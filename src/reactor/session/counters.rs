@@ -25,8 +25,12 @@ use super::words::{contains_ci, Word, Words};
 pub struct Counters {
     row_count: i64,
     found_rows: u64,
-    /// The marker of the connection whose server-side values these are.
-    on: Option<u64>,
+    /// The marker of the connection whose ROW_COUNT() is this client's.
+    row_count_on: Option<u64>,
+    /// Likewise for FOUND_ROWS(), apart: a statement without a result set
+    /// leaves it as it was, and on a borrowed connection that may be the
+    /// last borrower's.
+    found_rows_on: Option<u64>,
 }
 
 impl Default for Counters {
@@ -37,7 +41,8 @@ impl Default for Counters {
         Counters {
             row_count: -1,
             found_rows: 0,
-            on: None,
+            row_count_on: None,
+            found_rows_on: None,
         }
     }
 }
@@ -47,18 +52,19 @@ impl Counters {
     pub fn after_reply(&mut self, row_count: Option<i64>, found_rows: Option<u64>, marker: u64) {
         if let Some(n) = row_count {
             self.row_count = n;
+            self.row_count_on = Some(marker);
         }
         if let Some(n) = found_rows {
             self.found_rows = n;
+            self.found_rows_on = Some(marker);
         }
-        self.on = Some(marker);
     }
 
     /// The proxy answered OK itself (a BEGIN held back, a COMMIT of
     /// nothing): ROW_COUNT() is 0 as after any OK, and no server holds it.
     pub fn answered_ok(&mut self) {
         self.row_count = 0;
-        self.on = None;
+        self.row_count_on = None;
     }
 
     /// COM_RESET_CONNECTION, COM_CHANGE_USER: the server starts over, and
@@ -73,7 +79,14 @@ impl Counters {
 
     /// Whether the connection marked `marker` holds this client's values.
     pub fn held_by(&self, marker: u64) -> bool {
-        self.on == Some(marker)
+        self.row_count_on == Some(marker) && self.found_rows_on == Some(marker)
+    }
+
+    /// Whether this client's statements were the last to set a counter on
+    /// the connection marked `marker` (it is still in this client's
+    /// stretch of it).
+    pub fn marked(&self, marker: u64) -> bool {
+        self.row_count_on == Some(marker) || self.found_rows_on == Some(marker)
     }
 
     /// `sql` with its reads replaced by this client's values; None when it
@@ -294,12 +307,20 @@ mod tests {
     fn counters_follow_replies_and_markers() {
         let mut c = Counters::default();
         assert!(!c.held_by(1));
+        // An UPDATE on a borrowed connection: its FOUND_ROWS() is still
+        // the last borrower's.
         c.after_reply(Some(3), None, 1);
+        assert!(!c.held_by(1) && c.marked(1));
+        c.after_reply(Some(-1), Some(4), 1);
         assert!(c.held_by(1) && !c.held_by(2));
         c.after_reply(Some(-1), Some(5), 2);
         assert_eq!((c.row_count, c.found_rows), (-1, 5));
         c.after_reply(None, None, 2);
         assert_eq!((c.row_count, c.found_rows), (-1, 5));
+        // Then a statement without a result set on the same connection:
+        // both are still this client's there.
+        c.after_reply(Some(2), None, 2);
+        assert!(c.held_by(2));
         c.answered_ok();
         assert_eq!(c.row_count, 0);
         assert!(!c.held_by(2));

@@ -88,7 +88,7 @@ impl Session {
             back.init_db_pending = changed_database;
             back.applied = 0;
         }
-        if !self.counters.held_by(back.marker) {
+        if !self.counters.marked(back.marker) {
             // Another client's stretch on this connection ends here.
             back.marker = fresh_marker();
         }
