@@ -345,7 +345,8 @@ fn pinned_state_keeps_its_connection_and_ends_with_its_state() {
         c.query_drop("SELECT 1").unwrap();
     }
     drop((a, b, c));
-    // Each pin is counted by its reason (in the log until metrics exist).
+    // Each pin is counted by its reason: the shutdown log keeps the totals
+    // (tests/metrics.rs reads them live from /metrics).
     let mut proxy = proxy;
     proxy.sigterm();
     proxy.wait_exit(Duration::from_secs(10));
