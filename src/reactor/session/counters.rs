@@ -17,7 +17,7 @@
 //! always its value (an explicit AUTO_INCREMENT value is reported but does
 //! not change it); it pins the connection instead (`pins.rs`).
 
-use super::words::{contains_ci, Word, Words};
+use super::words::{Word, Words};
 
 /// The client's ROW_COUNT() and FOUND_ROWS(), and where the server holds
 /// them too.
@@ -96,10 +96,19 @@ impl Counters {
     }
 }
 
-/// Whether `sql` may read ROW_COUNT() or FOUND_ROWS(): a quick look, before
-/// the word scan.
+/// Whether `sql` may read ROW_COUNT() or FOUND_ROWS(): a quick look, run
+/// on every COM_QUERY, before the word scan. It looks at the underscores
+/// only (few in most statements), not at every `r` and `f`.
 pub fn may_read(sql: &[u8]) -> bool {
-    contains_ci(sql, b"row_count") || contains_ci(sql, b"found_rows")
+    let around = |i: usize, before: &[u8], after: &[u8]| {
+        i >= before.len()
+            && sql[i - before.len()..i].eq_ignore_ascii_case(before)
+            && sql
+                .get(i + 1..i + 1 + after.len())
+                .is_some_and(|a| a.eq_ignore_ascii_case(after))
+    };
+    memchr::memchr_iter(b'_', sql)
+        .any(|i| around(i, b"row", b"count") || around(i, b"found", b"rows"))
 }
 
 /// Statements whose reads of the counters are evaluated when they run.
@@ -301,6 +310,28 @@ mod tests {
             rewritten,
             br"SELECT 'a\', IFNULL(7, ROW_COUNT()) AS `ROW_COUNT()` , 'b'".to_vec()
         );
+    }
+
+    #[test]
+    fn the_quick_look_finds_every_spelling() {
+        for sql in [
+            "SELECT ROW_COUNT()",
+            "select found_rows()",
+            "x row_count",
+            "Found_Rows",
+        ] {
+            assert!(may_read(sql.as_bytes()), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "_count",
+            "row_",
+            "found_row",
+            "SELECT user_id FROM t",
+            "",
+        ] {
+            assert!(!may_read(sql.as_bytes()), "{sql}");
+        }
     }
 
     #[test]
