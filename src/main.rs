@@ -218,13 +218,11 @@ fn run(config: Config) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let mut reactors = Vec::with_capacity(reactor_count);
-    for id in 0..reactor_count {
-        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let handle = reactor::spawn(id, shared.clone(), core)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.proxy.listen))?;
-        reactors.push(handle);
-    }
+    let cores: Vec<_> = (0..reactor_count)
+        .map(|id| (!cores.is_empty()).then(|| cores[id % cores.len()]))
+        .collect();
+    let reactors = reactor::spawn_all(shared.clone(), &cores)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.proxy.listen))?;
     let wakers: Vec<_> = reactors.iter().map(|r| r.waker.clone()).collect();
 
     let stop_control = Arc::new(AtomicBool::new(false));

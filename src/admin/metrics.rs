@@ -178,6 +178,17 @@ impl Collector for ReactorCollector {
             Gauge,
         )?;
         ConstGauge::new(open).encode(metric)?;
+        let mut family = e.encode_descriptor(
+            "reactor_client_connections",
+            "Client connections open now, by reactor (each reactor hands new clients to the \
+             least loaded one, so these stay within a couple of each other).",
+            None,
+            Gauge,
+        )?;
+        for (id, r) in reactors.iter().enumerate() {
+            let open = r.clients_open.load(std::sync::atomic::Ordering::Relaxed);
+            ConstGauge::new(open).encode(family.encode_family(&[("reactor", id)])?)?;
+        }
         let accepted = sum_u64(reactors, |r| &r.clients_accepted);
         let metric = e.encode_descriptor(
             "client_connections_accepted",
@@ -239,6 +250,8 @@ mod tests {
             "dbrouter_pool_waiting_clients{shard=\"20\"} 0",
             "dbrouter_pool_exhausted_total{shard=\"10\"} 0",
             "dbrouter_client_connections 0",
+            "dbrouter_reactor_client_connections{reactor=\"0\"} 0",
+            "dbrouter_reactor_client_connections{reactor=\"1\"} 0",
             "dbrouter_client_connections_accepted_total 0",
             "dbrouter_commands_total 0",
         ] {
@@ -246,7 +259,7 @@ mod tests {
         }
         assert_eq!(
             samples.len(),
-            2 * PinReason::ALL.len() + 3 * 2 + 3,
+            2 * PinReason::ALL.len() + 3 * 2 + 3 + 2,
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
@@ -305,6 +318,7 @@ mod tests {
                 "dbrouter_pool_waiting_clients gauge",
                 "dbrouter_pool_exhausted counter",
                 "dbrouter_client_connections gauge",
+                "dbrouter_reactor_client_connections gauge",
                 "dbrouter_client_connections_accepted counter",
                 "dbrouter_commands counter",
             ]

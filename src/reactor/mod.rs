@@ -13,6 +13,7 @@
 //! `Poll` is how other threads get a reactor's attention.
 
 mod backend;
+mod balance;
 mod buffer;
 mod listener;
 mod pool;
@@ -22,6 +23,7 @@ pub mod stats;
 mod timer;
 
 use std::io;
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use balance::{Handoff, Peers};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
@@ -116,49 +119,68 @@ pub struct ReactorHandle {
     pub thread: JoinHandle<()>,
 }
 
-/// Binds the listener and starts reactor `id`, pinned to `core` if given.
-/// Binding happens here, before the thread starts, so a port in use is an
-/// error at startup rather than a dead thread.
-pub fn spawn(
-    id: usize,
+/// Binds the listeners and starts one reactor per entry of `cores`,
+/// reactor `i` pinned to `cores[i]` if given. Binding happens here, before
+/// any thread starts, so a port in use is an error at startup rather than a
+/// dead thread.
+pub fn spawn_all(
     shared: Arc<Shared>,
-    core: Option<core_affinity::CoreId>,
-) -> io::Result<ReactorHandle> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let mut listener = listener::bind_reuseport(shared.config.proxy.listen)?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    cores: &[Option<core_affinity::CoreId>],
+) -> io::Result<Vec<ReactorHandle>> {
+    let mut polls = Vec::with_capacity(cores.len());
+    for _ in cores {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listener = listener::bind_reuseport(shared.config.proxy.listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        polls.push((poll, waker, listener));
+    }
     let shards = shared.topology.load().shards.shards().len();
-    // Main sizes `stats` by the reactor count. Were it not (a bug), a block
-    // that is counted but never exported beats a panic in a release build.
-    debug_assert!(id < shared.stats.len());
-    let stats = shared.stats.get(id).cloned();
-    let stats = stats.unwrap_or_else(|| Arc::new(ReactorStats::new(shards)));
-    let reactor = Reactor {
-        id,
-        poll,
-        listener: Some(listener),
-        sessions: Slab::new(),
-        timers: Timers::default(),
-        pool: Pool::new(&shared.config, id, shards, stats.clone()),
-        stats,
-        next_sweep: Instant::now() + POOL_SWEEP,
-        shared,
-        again: Vec::new(),
-        drain_deadline: None,
-    };
-    let thread = std::thread::Builder::new()
-        .name(format!("dbrouter-reactor-{id}"))
-        .spawn(move || {
-            if let Some(core) = core {
-                if !core_affinity::set_for_current(core) {
-                    log::warn!("reactor {id}: could not pin to core {}", core.id);
+    // Main sizes `stats` by the reactor count. Were it not (a bug), blocks
+    // that are counted but never exported beat a panic in a release build.
+    debug_assert_eq!(shared.stats.len(), cores.len());
+    let stats: Box<[Arc<ReactorStats>]> = (0..cores.len())
+        .map(|id| {
+            let stats = shared.stats.get(id).cloned();
+            stats.unwrap_or_else(|| Arc::new(ReactorStats::new(shards)))
+        })
+        .collect();
+    let (inboxes, receivers) = Peers::channels(cores.len());
+    let wakers: Vec<Arc<Waker>> = polls.iter().map(|(_, w, _)| w.clone()).collect();
+    let peers = Arc::new(Peers::new(inboxes, wakers, stats.clone()));
+    let mut handles = Vec::with_capacity(cores.len());
+    let parts = polls.into_iter().zip(receivers).zip(cores);
+    for (id, (((poll, waker, listener), inbox), core)) in parts.enumerate() {
+        let reactor = Reactor {
+            id,
+            poll,
+            listener: Some(listener),
+            sessions: Slab::new(),
+            timers: Timers::default(),
+            pool: Pool::new(&shared.config, id, shards, stats[id].clone()),
+            stats: stats[id].clone(),
+            next_sweep: Instant::now() + POOL_SWEEP,
+            shared: shared.clone(),
+            peers: peers.clone(),
+            inbox,
+            again: Vec::new(),
+            drain_deadline: None,
+        };
+        let core = *core;
+        let thread = std::thread::Builder::new()
+            .name(format!("dbrouter-reactor-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        log::warn!("reactor {id}: could not pin to core {}", core.id);
+                    }
                 }
-            }
-            reactor.run();
-        })?;
-    Ok(ReactorHandle { waker, thread })
+                reactor.run();
+            })?;
+        handles.push(ReactorHandle { waker, thread });
+    }
+    Ok(handles)
 }
 
 /// The token of a session's client socket.
@@ -182,6 +204,10 @@ struct Reactor {
     stats: Arc<ReactorStats>,
     next_sweep: Instant,
     shared: Arc<Shared>,
+    /// The other reactors, to hand clients to (`balance.rs`).
+    peers: Arc<Peers>,
+    /// Clients other reactors handed to this one.
+    inbox: crossbeam_channel::Receiver<Handoff>,
     /// Sessions that stopped at their round limit with work left.
     again: Vec<usize>,
     drain_deadline: Option<Instant>,
@@ -269,8 +295,10 @@ impl Reactor {
             }
         }
         self.pool.close_all(self.poll.registry());
-        // Sessions still busy at the deadline close with the reactor.
-        let left = self.sessions.len() as i64;
+        // Sessions still busy at the deadline close with the reactor, and
+        // so do clients handed over but not taken.
+        let handed = self.inbox.try_iter().count();
+        let left = (self.sessions.len() + handed) as i64;
         self.stats.clients_open.fetch_sub(left, Ordering::Relaxed);
         log::info!("reactor {} stopped", self.id);
     }
@@ -345,35 +373,64 @@ impl Reactor {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let entry = self.sessions.vacant_entry();
-            let key = entry.key();
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                front_token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::warn!("reactor {}: cannot register a client: {e}", self.id);
-                continue;
-            }
-            let connection_id = self.shared.connection_ids.fetch_add(1, Ordering::Relaxed);
-            let mut ctx = Ctx {
-                registry: self.poll.registry(),
-                shared: &self.shared,
-                timers: &mut self.timers,
-                now,
-                draining: false,
-                pool: &mut self.pool,
-                stats: &self.stats,
-            };
-            let session = Session::new(key, stream, peer, connection_id, &mut ctx);
-            entry.insert(session);
             self.stats.clients_accepted.fetch_add(1, Ordering::Relaxed);
+            let to = self.peers.choose(self.id);
+            if to != self.id {
+                match self.peers.hand(to, Handoff { stream, peer }) {
+                    Ok(()) => {
+                        log::debug!("reactor {}: client {peer} handed to {to}", self.id);
+                        continue;
+                    }
+                    Err(back) => stream = back.stream,
+                }
+            }
             self.stats.clients_open.fetch_add(1, Ordering::Relaxed);
-            log::debug!("reactor {}: session {key} from {peer}", self.id);
+            self.start_session(stream, peer, now);
         }
     }
 
-    /// Another thread wants something: shutdown, or new accounts to look at.
+    /// Clients other reactors handed over (already counted as this one's).
+    fn take_handoffs(&mut self, now: Instant) {
+        while let Ok(Handoff { stream, peer }) = self.inbox.try_recv() {
+            if self.drain_deadline.is_some() {
+                // Stopping: the client is closed as if it came too late.
+                self.stats.clients_open.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            self.start_session(stream, peer, now);
+        }
+    }
+
+    /// Registers a client counted in `clients_open` and starts its session.
+    fn start_session(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, now: Instant) {
+        let entry = self.sessions.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            front_token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("reactor {}: cannot register a client: {e}", self.id);
+            self.stats.clients_open.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let connection_id = self.shared.connection_ids.fetch_add(1, Ordering::Relaxed);
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            shared: &self.shared,
+            timers: &mut self.timers,
+            now,
+            draining: false,
+            pool: &mut self.pool,
+            stats: &self.stats,
+        };
+        let session = Session::new(key, stream, peer, connection_id, &mut ctx);
+        entry.insert(session);
+        log::debug!("reactor {}: session {key} from {peer}", self.id);
+    }
+
+    /// Another thread wants something: shutdown, new accounts to look at,
+    /// or clients handed over.
     fn on_wake(&mut self, now: Instant) {
         if self.shared.stopping.load(Ordering::Acquire) && self.drain_deadline.is_none() {
             if let Some(mut listener) = self.listener.take() {
@@ -406,5 +463,6 @@ impl Reactor {
         for key in waiting {
             self.drive(key, now);
         }
+        self.take_handoffs(now);
     }
 }

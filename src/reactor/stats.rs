@@ -20,7 +20,9 @@ use super::session::{PinChange, PinReason};
 pub struct ReactorStats {
     /// Client connections accepted.
     pub clients_accepted: AtomicU64,
-    /// Client connections open now.
+    /// Client connections open now. The one counter another reactor
+    /// writes too: it raises it when it hands this reactor a client
+    /// (`balance.rs`), once per such connection.
     pub clients_open: AtomicI64,
     /// Client commands read (one per command packet, whatever it is).
     pub commands: AtomicU64,
