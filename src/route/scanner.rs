@@ -257,8 +257,8 @@ pub fn analyze<'a>(
 ) -> Result<Analysis<'a>, Refusal> {
     // Most statements an application sends are point selects: read them in
     // one pass over the bytes, without tokens (see `fast`).
-    if let Some(a) = fast::point_select(sql, schema) {
-        return Ok(a);
+    if let Some(p) = fast::point_select(sql, schema) {
+        return Ok(p.analysis());
     }
     analyze_with(sql, schema, opts, true)
 }
@@ -279,7 +279,7 @@ pub fn analyze_reference<'a>(
 /// [`fast::point_select`] alone, for tests that count how often it answers.
 #[doc(hidden)]
 pub fn analyze_point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Analysis<'a>> {
-    fast::point_select(sql, schema)
+    fast::point_select(sql, schema).map(fast::PointSelect::analysis)
 }
 
 fn analyze_with<'a>(

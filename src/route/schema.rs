@@ -135,10 +135,13 @@ fn lowercase_letters(w: u64) -> u64 {
     (ge_a & !gt_z & !w & bytes(0x80)) >> 2
 }
 
-/// The bit of a table name in `Schema::sharded_filter`.
+/// The bit of a table name in `Schema::sharded_filter`. Bit 5 set maps a
+/// letter's two cases to one byte (and any other byte to some byte), which
+/// is all a filter needs: names equal ASCII case-insensitively get one bit.
+/// (Cheaper than `to_ascii_lowercase`, on every name of a column list.)
 #[inline]
 fn name_bit(name: &[u8]) -> u64 {
-    let first = name.first().map_or(0, |c| c.to_ascii_lowercase() as usize);
+    let first = name.first().map_or(0, |c| (c | 0x20) as usize);
     1 << ((name.len().wrapping_mul(31) ^ first) % 64)
 }
 
