@@ -242,19 +242,26 @@ fn pins_are_counted_by_reason_and_the_gauge_returns_to_zero() {
     );
 }
 
-#[test]
-fn pool_waits_and_refusals_are_counted() {
+/// A pool of one backend connection, held in a transaction by `holder`;
+/// `other` is logged in first (the client library runs statements of its
+/// own at login, which would wait too). Returns (server, proxy, holder,
+/// other).
+fn one_connection_held(wait_ms: u64, max_waiting: usize) -> (MariaDb, Dbrouter, Conn, Conn) {
     let db = MariaDb::start();
     db.sql("CREATE TABLE app.t (a INT)");
-    let proxy = pooled_proxy(&db, 1, 1500, 100);
-    let admin = proxy.admin_addr();
+    let proxy = pooled_proxy(&db, 1, wait_ms, max_waiting);
     let target = proxy.target();
-    // Logged in first: the client library runs statements of its own at
-    // login, which would wait too.
-    let mut other = target.conn();
+    let other = target.conn();
     let mut holder = target.conn();
     holder.query_drop("BEGIN").unwrap();
     holder.query_drop("SELECT COUNT(*) FROM t").unwrap();
+    (db, proxy, holder, other)
+}
+
+#[test]
+fn pool_waits_and_refusals_are_counted() {
+    let (_db, proxy, mut holder, mut other) = one_connection_held(1500, 100);
+    let admin = proxy.admin_addr();
     let s = scrape(admin);
     assert_eq!(s.get(BACKENDS), 1.0, "max_per_shard = 1");
     assert_eq!(s.get(WAITING), 0.0);
@@ -285,16 +292,9 @@ fn pool_waits_and_refusals_are_counted() {
 
 #[test]
 fn a_full_wait_queue_is_counted_as_exhausted() {
-    let db = MariaDb::start();
-    db.sql("CREATE TABLE app.t (a INT)");
     // No client may wait: the refusal comes at once.
-    let proxy = pooled_proxy(&db, 1, 5000, 0);
+    let (_db, proxy, _holder, mut other) = one_connection_held(5000, 0);
     let admin = proxy.admin_addr();
-    let target = proxy.target();
-    let mut other = target.conn();
-    let mut holder = target.conn();
-    holder.query_drop("BEGIN").unwrap();
-    holder.query_drop("SELECT COUNT(*) FROM t").unwrap();
     let started = Instant::now();
     for _ in 0..3 {
         let err = other.query_drop("SELECT 2").unwrap_err();
