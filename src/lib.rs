@@ -20,3 +20,5 @@ pub mod fuzzing;
 pub mod protocol;
 pub mod reactor;
 pub mod route;
+#[cfg(test)]
+mod test_rng;

@@ -378,8 +378,11 @@ impl Backend {
 
     /// Sends a command the proxy makes itself (a replayed session
     /// statement, a deferred BEGIN); its one-packet reply is read with
-    /// `take_simple_reply`.
+    /// `take_simple_reply`. Its reply changes the server's per-connection
+    /// counters (ROW_COUNT() ...): the connection's stretch of one client's
+    /// commands ends (`marker`).
     pub fn send_command(&mut self, payload: &[u8]) -> Result<(), BackendFailure> {
+        self.marker = fresh_marker();
         self.send(0, payload)?;
         self.mode = Mode::Intercept;
         Ok(())

@@ -48,7 +48,7 @@ struct Idle {
 }
 
 struct Group {
-    key: PoolKey,
+    key: Arc<PoolKey>,
     /// Most recently returned last: lending the warmest one keeps the others
     /// idle long enough to be closed when the load drops.
     idle: Vec<Idle>,
@@ -82,7 +82,7 @@ impl ShardPool {
         now: Instant,
         registry: &Registry,
     ) -> Option<Lend> {
-        if let Some(group) = self.groups.iter_mut().find(|g| g.key == *key) {
+        if let Some(group) = self.groups.iter_mut().find(|g| *g.key == *key) {
             while let Some(at) = group.idle.iter().rposition(|i| fits(&i.back, state)) {
                 let idle = group.idle.remove(at);
                 let mut back = idle.back;
@@ -104,7 +104,7 @@ impl ShardPool {
         }
         // At the share: one of the same login whatever its state (the
         // borrower resets it), else close one logged in for others.
-        if let Some(group) = self.groups.iter_mut().find(|g| g.key == *key) {
+        if let Some(group) = self.groups.iter_mut().find(|g| *g.key == *key) {
             if let Some(idle) = group.idle.pop() {
                 return Some(Lend::Idle(idle.back));
             }
@@ -147,7 +147,7 @@ pub struct Pool {
     /// connection): kept for it, so that a client arriving meanwhile cannot
     /// take it first and starve the queue. Unclaimed ones go back to the
     /// pool (`reclaim`).
-    handoff: Vec<(usize, usize, PoolKey, Backend)>,
+    handoff: Vec<(usize, usize, Arc<PoolKey>, Backend)>,
     /// The waiting and exhausted counts are published here (the open
     /// connections are counted by the connections themselves).
     stats: Arc<ReactorStats>,
@@ -205,7 +205,7 @@ impl Pool {
             .position(|(k, s, _, _)| *k == session.key && *s == shard)
         {
             let (_, _, login, back) = self.handoff.swap_remove(at);
-            if login == *key {
+            if *login == *key {
                 return Lend::Idle(back);
             }
             // Logged in for someone else: back among the idle ones.
@@ -243,7 +243,7 @@ impl Pool {
     pub fn give_back(
         &mut self,
         shard: usize,
-        key: &PoolKey,
+        key: &Arc<PoolKey>,
         back: Backend,
         now: Instant,
         registry: &Registry,
@@ -268,12 +268,12 @@ impl Pool {
         }
     }
 
-    fn keep_idle(&mut self, shard: usize, key: &PoolKey, back: Backend, now: Instant) {
+    fn keep_idle(&mut self, shard: usize, key: &Arc<PoolKey>, back: Backend, now: Instant) {
         let Some(pool) = self.shards.get_mut(shard) else {
             return;
         };
         let idle = Idle { back, since: now };
-        match pool.groups.iter_mut().find(|g| g.key == *key) {
+        match pool.groups.iter_mut().find(|g| *g.key == **key) {
             Some(group) => group.idle.push(idle),
             None => pool.groups.push(Group {
                 key: key.clone(),

@@ -1930,22 +1930,10 @@ impl<'a> Parser<'a> {
         let mut got = false;
         loop {
             if i == k {
-                match self.literal() {
-                    Some(KeyValue::Null) => {
-                        return Err(self.refusal(name, key, RefusalReason::InsertNullKey))
-                    }
-                    Some(v) if matches!(self.peek().kind, Tok::Comma | Tok::RParen) => {
-                        self.where_.values.push(v);
-                        got = true;
-                    }
-                    _ => {
-                        return Err(self.refusal(
-                            name,
-                            key,
-                            RefusalReason::KeyComparedWithExpression,
-                        ))
-                    }
-                }
+                self.insert_key_literal(name, key, |_, nx| {
+                    matches!(nx.kind, Tok::Comma | Tok::RParen)
+                })?;
+                got = true;
             } else {
                 // Most values are plain numbers and strings: skipped byte
                 // by byte, without tokens. Anything else takes the token
@@ -1982,6 +1970,27 @@ impl<'a> Parser<'a> {
     }
 
     /// `INSERT ... SET col = value, ...`
+    /// The key's value in an INSERT (in a VALUES row, or `key = ...` of
+    /// INSERT ... SET): a literal that `ends` says is the whole value. NULL
+    /// and anything longer (an expression) are refused.
+    fn insert_key_literal(
+        &mut self,
+        name: Token,
+        key: &'a str,
+        ends: impl Fn(&Self, Token) -> bool,
+    ) -> Result<(), Refusal> {
+        let value = self.literal();
+        let next = self.peek();
+        match value {
+            Some(KeyValue::Null) => Err(self.refusal(name, key, RefusalReason::InsertNullKey)),
+            Some(v) if ends(self, next) => {
+                self.where_.values.push(v);
+                Ok(())
+            }
+            _ => Err(self.refusal(name, key, RefusalReason::KeyComparedWithExpression)),
+        }
+    }
+
     fn insert_set(&mut self, name: Token, key: &'a str) -> Result<(), Refusal> {
         let stop: &[Kw] = &[Kw::On, Kw::Returning];
         let mut found = false;
@@ -1996,28 +2005,10 @@ impl<'a> Parser<'a> {
             }
             self.next();
             if self.name_eq(c.parts[c.n - 1], key.as_bytes()) {
-                match self.literal() {
-                    Some(KeyValue::Null) => {
-                        return Err(self.refusal(name, key, RefusalReason::InsertNullKey))
-                    }
-                    Some(v)
-                        if {
-                            let nx = self.peek();
-                            matches!(nx.kind, Tok::Comma | Tok::End | Tok::Semi)
-                                || self.is_any_kw(nx, stop)
-                        } =>
-                    {
-                        self.where_.values.push(v);
-                        found = true;
-                    }
-                    _ => {
-                        return Err(self.refusal(
-                            name,
-                            key,
-                            RefusalReason::KeyComparedWithExpression,
-                        ))
-                    }
-                }
+                self.insert_key_literal(name, key, |p, nx| {
+                    matches!(nx.kind, Tok::Comma | Tok::End | Tok::Semi) || p.is_any_kw(nx, stop)
+                })?;
+                found = true;
             } else {
                 self.skip_expr(0, stop);
             }

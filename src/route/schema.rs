@@ -220,13 +220,8 @@ mod tests {
     #[test]
     fn same_name_agrees_with_eq_ignore_ascii_case_on_names() {
         let alphabet = b"aAzZmM@[`{_09$\x80\xc1\xe1\xff\x00 ~";
-        let mut seed = 0x9e37_79b9_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9);
+        let mut next = || rng.next_u64();
         for len in 0..=40usize {
             for _ in 0..500 {
                 let a: Vec<u8> = (0..len)

@@ -238,8 +238,6 @@ impl Session {
             None
         };
         if let Some(payload) = prelude {
-            // Its reply changes the server's counters: not the client's any more.
-            back.marker = fresh_marker();
             if let Err(e) = back.send_command(payload) {
                 self.backend_failed(ctx, e, 1);
                 return;
@@ -273,7 +271,6 @@ impl Session {
                 let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
                 payload.push(com::COM_STMT_PREPARE);
                 payload.extend_from_slice(&stmt.sql);
-                back.marker = fresh_marker();
                 if let Err(e) = back.send_command(&payload) {
                     self.backend_failed(ctx, e, 1);
                     return;

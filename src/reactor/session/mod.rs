@@ -205,7 +205,7 @@ pub struct Session {
     effects: Effects,
     /// What backend connections for this client log in with (transaction
     /// mode: which pooled connections it may borrow).
-    pool_key: Option<PoolKey>,
+    pool_key: Option<Arc<PoolKey>>,
     /// When a wait for a pooled connection gives up (set by the first
     /// `Lend::Wait` of a command; a retry keeps it).
     wait_deadline: Option<Instant>,

@@ -8,11 +8,15 @@ use super::*;
 impl Session {
     /// What backend connections for this client log in with.
     pub(super) fn set_pool_key(&mut self) {
-        self.pool_key = self.login.as_ref().map(|login| PoolKey {
-            user: login.user.clone(),
-            database: self.client.database.clone(),
-            charset: self.client.charset,
-            caps: self.client.caps,
+        // Shared (`Arc`): the pool keeps it with each connection given
+        // back or handed to a waiter, once per statement.
+        self.pool_key = self.login.as_ref().map(|login| {
+            Arc::new(PoolKey {
+                user: login.user.clone(),
+                database: self.client.database.clone(),
+                charset: self.client.charset,
+                caps: self.client.caps,
+            })
         });
     }
 

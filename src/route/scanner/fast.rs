@@ -474,16 +474,12 @@ mod tests {
 
     #[test]
     fn until_backquote_matches_the_naive_search() {
-        let mut seed = 0x2545_f491_u64;
+        let mut rng = crate::test_rng::XorShift::new(0x2545_f491);
         for len in 0..40usize {
             for _ in 0..200 {
                 let h: Vec<u8> = (0..len)
                     .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        [b'`', b'a', b'`' ^ 0x80, 0, 0xff, b'_', b'`' + 1, b'`' - 1]
-                            [(seed % 8) as usize]
+                        [b'`', b'a', b'`' ^ 0x80, 0, 0xff, b'_', b'`' + 1, b'`' - 1][rng.below(8)]
                     })
                     .collect();
                 for i in 0..=len {
@@ -649,13 +645,8 @@ mod tests {
     #[test]
     fn generated_point_selects_agree_with_the_full_parser() {
         let s = schema();
-        let mut seed = 0x853c_49e6_748f_ea9b_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x853c_49e6_748f_ea9b);
+        let mut next = |n: usize| rng.below(n);
         let case = |w: &str, r: usize| -> String {
             w.bytes()
                 .enumerate()

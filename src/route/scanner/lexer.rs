@@ -1014,13 +1014,8 @@ mod tests {
 
     #[test]
     fn the_keyword_filter_passes_every_keyword_and_changes_no_answer() {
-        let mut seed = 0x5851_f42d_4c95_7f2d_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x5851_f42d_4c95_7f2d);
+        let mut next = |n: usize| rng.below(n);
         let mut passed = 0;
         for _ in 0..100_000 {
             let len = 1 + next(17);
