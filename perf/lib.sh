@@ -178,19 +178,19 @@ drop_anonymous_users() {
 }
 # ---------------------------------------------------------------- haproxy
 # start_haproxy port backend_port global_maxconn [listen_maxconn]: HAProxy
-# in TCP mode with 2 threads, a plain byte forwarder (the cost floor of any
-# proxy on this path), config and log in $TMP -> HAP_PID. HAPROXY_PIN=true
-# pins its two threads to cores 0 and 1 (cpu-map), as dbrouter pins its
-# reactors, so that the two are compared like for like.
+# in TCP mode with HAPROXY_THREADS threads (default 2), a plain byte
+# forwarder (the cost floor of any proxy on this path), config and log in
+# $TMP -> HAP_PID. HAPROXY_PIN=true pins thread i to core i (cpu-map), as
+# dbrouter pins its reactors, so that the two are compared like for like.
 start_haproxy() {
-    local port=$1 backend=$2 maxconn=$3 listen_maxconn=${4:-}
+    local port=$1 backend=$2 maxconn=$3 listen_maxconn=${4:-} threads=${HAPROXY_THREADS:-2}
     {
         cat <<CFG
 global
-    nbthread 2
+    nbthread $threads
     maxconn $maxconn
 CFG
-        [[ ${HAPROXY_PIN:-false} == true ]] && echo "    cpu-map auto:1/1-2 0-1"
+        [[ ${HAPROXY_PIN:-false} == true ]] && echo "    cpu-map auto:1/1-$threads 0-$((threads - 1))"
         cat <<CFG
 defaults
     mode tcp
@@ -215,14 +215,16 @@ tool_versions() {
 # ---------------------------------------------------------------- CPU ticks
 # The readers below use builtins only and set globals (no fork), so nothing
 # is added to the calling shell's children's CPU time between two readings.
-proc_ticks() { # CPU ticks (utime+stime) of a process -> TICKS (0 if gone)
+# CPU ticks (utime+stime) of a process -> TICKS, and of them in user space
+# (utime) -> UTICKS (both 0 if gone)
+proc_ticks() {
     local s
-    TICKS=0
+    TICKS=0 UTICKS=0
     [[ -n $1 && -r /proc/$1/stat ]] || return 0
     { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
     s=${s##*) }
     local -a f=($s)
-    TICKS=$((f[11] + f[12]))
+    TICKS=$((f[11] + f[12])) UTICKS=${f[11]}
 }
 sum_ticks() { # pid...: their CPU ticks together -> TICKS
     local sum=0 p

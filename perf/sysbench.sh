@@ -18,8 +18,10 @@
 #                      statements (binary protocol)
 #   REACTORS [2]       dbrouter --reactors
 #   PIN [true]         dbrouter --pin-cores (false: the kernel places reactors)
-#   HAPROXY_PIN [$PIN] pin HAProxy's two threads to cores 0 and 1 (cpu-map):
-#                      by default as dbrouter's reactors, like for like
+#   HAPROXY_THREADS [$REACTORS] HAProxy's nbthread: as many threads as
+#                      dbrouter has reactors, like for like
+#   HAPROXY_PIN [$PIN] pin HAProxy's thread i to core i (cpu-map): by
+#                      default as dbrouter's reactors, like for like
 #   RESULTS_DIR [perf/results]
 #   WARMUP [5]         seconds of warm-up per workload and path (0 = none)
 #   OTHERS_MAX [15]    % of the machine used by other processes above which a
@@ -51,6 +53,7 @@ PS_MODE=${PS_MODE:-default}
 REACTORS=${REACTORS:-2}
 PIN=${PIN:-true}
 HAPROXY_PIN=${HAPROXY_PIN:-$PIN}
+HAPROXY_THREADS=${HAPROXY_THREADS:-$REACTORS}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/perf/results}
 WARMUP=${WARMUP:-5}
 OTHERS_MAX=${OTHERS_MAX:-15}
@@ -70,7 +73,7 @@ NCPU=$(nproc)
 START_EPOCH=$(date +%s)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
-require_integers 0 TIME REPS TABLE_SIZE REACTORS WARMUP OTHERS_MAX RETRIES QUIET_WAIT
+require_integers 0 TIME REPS TABLE_SIZE REACTORS HAPROXY_THREADS WARMUP OTHERS_MAX RETRIES QUIET_WAIT
 ((TIME > 0 && REPS > 0)) || die "TIME and REPS must be at least 1"
 for t in $THREADS; do [[ $t =~ ^[1-9][0-9]*$ ]] || die "bad thread count '$t'"; done
 parse_ps_mode
@@ -227,7 +230,7 @@ log "haproxy on $HAP_PORT (pid $HAP_PID), dbrouter on $DBR_PORT (pid $DBR_PID, $
 GIT_REV=$(git_rev)
 {
     echo "date_utc=$STAMP git=$GIT_REV ncpu=$NCPU kernel=$(uname -r)"
-    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN HAPROXY_PIN=$HAPROXY_PIN SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
+    echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN HAPROXY_THREADS=$HAPROXY_THREADS HAPROXY_PIN=$HAPROXY_PIN SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
     tool_versions
 } >"$OUT/meta.txt"
 
@@ -238,7 +241,7 @@ servers_ticks() { sum_ticks "$MDB_PID" "${SHARD_PIDS[@]}"; }
 # Our long-running processes, for wait_quiet -> TICKS.
 ours_ticks() { sum_ticks "$HAP_PID" "$DBR_PID" "$MDB_PID"; }
 
-echo "stamp,ps_mode,rep,workload,threads,order,path,status,time_s,wall_s,queries,qps,tps,p95_ms,errors,reconnects,proxy_cpu_s,proxy_cpu_s_per_1kq,mariadbd_cpu_s,mariadbd_cpu_s_per_1kq,sysbench_cpu_s,others_cpu_pct,steal_pct,valid" >"$CSV"
+echo "stamp,ps_mode,rep,workload,threads,order,path,status,time_s,wall_s,queries,qps,tps,p95_ms,errors,reconnects,proxy_cpu_s,proxy_cpu_s_per_1kq,mariadbd_cpu_s,mariadbd_cpu_s_per_1kq,sysbench_cpu_s,others_cpu_pct,steal_pct,valid,proxy_user_cpu_s_per_1kq" >"$CSV"
 
 RUN_SEQ=0
 # run_one path workload threads seconds rep order: one sysbench run; appends a
@@ -251,11 +254,11 @@ run_one() {
     LAST_OTHERS=0 LAST_OK=0
     if [[ $path == dbrouter ]] && ! kill -0 "$DBR_PID" 2>/dev/null; then
         log "dbrouter is not running: skipping"
-        [[ $rep == warmup ]] || echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,dbrouter-dead,$secs,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0" >>"$CSV"
+        [[ $rep == warmup ]] || echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,dbrouter-dead,$secs,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0" >>"$CSV"
         return
     fi
-    local h0 d0 m0 c0 mt0 st0 t0 h1 d1 m1 c1 mt1 st1 t1 rc
-    proc_ticks "$HAP_PID"; h0=$TICKS; proc_ticks "$DBR_PID"; d0=$TICKS; servers_ticks; m0=$TICKS
+    local h0 d0 m0 c0 mt0 st0 t0 h1 d1 m1 c1 mt1 st1 t1 rc hu0 du0 hu1 du1
+    proc_ticks "$HAP_PID"; h0=$TICKS hu0=$UTICKS; proc_ticks "$DBR_PID"; d0=$TICKS du0=$UTICKS; servers_ticks; m0=$TICKS
     machine_ticks; mt0=$BUSY st0=$STEAL
     t0=${EPOCHREALTIME/./}
     children_ticks; c0=$CTICKS
@@ -267,7 +270,7 @@ run_one() {
     children_ticks; c1=$CTICKS
     t1=${EPOCHREALTIME/./}
     machine_ticks; mt1=$BUSY st1=$STEAL
-    proc_ticks "$HAP_PID"; h1=$TICKS; proc_ticks "$DBR_PID"; d1=$TICKS; servers_ticks; m1=$TICKS
+    proc_ticks "$HAP_PID"; h1=$TICKS hu1=$UTICKS; proc_ticks "$DBR_PID"; d1=$TICKS du1=$UTICKS; servers_ticks; m1=$TICKS
 
     parse_sysbench "$out"
     local queries=$SB_QUERIES qps=$SB_QPS tps=$SB_TPS p95=$SB_P95 errs=$SB_ERRS recon=$SB_RECON status
@@ -278,15 +281,19 @@ run_one() {
     # Dead proxy after the run?
     if [[ $path != direct ]] && ! kill -0 "${PID[$path]}" 2>/dev/null; then status="$status+proxy-died"; fi
 
-    local h=$((h1 - h0)) d=$((d1 - d0)) m=$((m1 - m0)) proxy=0 row
-    case $path in haproxy) proxy=$h ;; dbrouter) proxy=$d ;; esac
+    local h=$((h1 - h0)) d=$((d1 - d0)) m=$((m1 - m0)) proxy=0 proxy_user=0 row
+    case $path in haproxy) proxy=$h proxy_user=$((hu1 - hu0)) ;; dbrouter) proxy=$d proxy_user=$((du1 - du0)) ;; esac
     row=$(cpu_row $((t1 - t0)) "${queries:-0}" "$proxy" "$m" $((h + d + m)) $((c1 - c0)) $((mt1 - mt0)) $((st1 - st0)))
     local wall proxy_s p1k m_s m1k c_s others steal
     IFS=, read -r wall proxy_s p1k m_s m1k c_s others steal <<<"$row"
     LAST_OTHERS=${others%.*}
+    # The proxy's CPU in user space (its own code and libc), the rest being
+    # the kernel's work for it: syscalls, the TCP stack, the scheduler.
+    local u1k
+    u1k=$(awk -v t="$proxy_user" -v hz="$HZ" -v q="${queries:-0}" 'BEGIN { printf "%.6f", (q > 0 ? t / hz / q * 1000 : 0) }')
     [[ $status == ok ]] && LAST_OK=1
     if [[ $rep != warmup ]]; then
-        echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,$status,$secs,$wall,${queries:-0},${qps:-0},${tps:-0},${p95:-0},${errs:-0},${recon:-0},$proxy_s,$p1k,$m_s,$m1k,$c_s,$others,$steal,1" >>"$CSV"
+        echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,$status,$secs,$wall,${queries:-0},${qps:-0},${tps:-0},${p95:-0},${errs:-0},${recon:-0},$proxy_s,$p1k,$m_s,$m1k,$c_s,$others,$steal,1,$u1k" >>"$CSV"
     fi
     printf '  %-9s %-18s t=%-3s rep=%-6s qps=%-10s p95=%-7s proxy_cpu/1kq=%-9s others=%s%% steal=%s%% %s\n' \
         "$path" "$wl" "$thr" "$rep" "${qps:-?}" "${p95:-?}" "$p1k" "$others" "$steal" "$status" >&2
@@ -316,15 +323,15 @@ $24 != 1 { next }
     if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
     if ($8 != "ok") { bad[k]++; next }
     add(qps, k SUBSEP $7, $12); add(p95, k SUBSEP $7, $14)
-    if ($7 != "direct") add(cpu, k SUBSEP $7, $18)
+    if ($7 != "direct") { add(cpu, k SUBSEP $7, $18); add(ucpu, k SUBSEP $7, $25) }
     add(mcpu, k SUBSEP $7, $20)
     r = k SUBSEP $3; rq[r SUBSEP $7] = $12
     if (!((k, $3) in reps)) { reps[k, $3] = 1; rl[k] = rl[k] " " $3 }
     if ($22 + 0 > omax[k] + 0) omax[k] = $22
 }
 END {
-    printf "| workload (%s) | threads | QPS direct | QPS haproxy | QPS dbrouter | p95 ms direct | p95 haproxy | p95 dbrouter | dbrouter/direct | dbrouter/haproxy | CPU s/1kq haproxy | CPU s/1kq dbrouter | mariadbd CPU s/1kq direct/haproxy/dbrouter | reps | max others %% |\n", ps
-    print "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    printf "| workload (%s) | threads | QPS direct | QPS haproxy | QPS dbrouter | p95 ms direct | p95 haproxy | p95 dbrouter | dbrouter/direct | dbrouter/haproxy | CPU s/1kq haproxy | CPU s/1kq dbrouter | user CPU s/1kq haproxy/dbrouter | mariadbd CPU s/1kq direct/haproxy/dbrouter | reps | max others %% |\n", ps
+    print "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     for (i = 1; i <= nk; i++) {
         k = order[i]; split(k, kk, SUBSEP)
         rd = ""; rh = ""; n = split(rl[k], rr, " ")
@@ -335,11 +342,12 @@ END {
             if ((r SUBSEP "dbrouter") in rq && (r SUBSEP "haproxy") in rq && rq[r SUBSEP "haproxy"] > 0)
                 rh = rh " " rq[r SUBSEP "dbrouter"] / rq[r SUBSEP "haproxy"]
         }
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s | %s |\n", kk[1], kk[2],
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s | %s |\n", kk[1], kk[2],
             fmt(median(qps[k, "direct"]), "%.0f"), fmt(median(qps[k, "haproxy"]), "%.0f"), fmt(median(qps[k, "dbrouter"]), "%.0f"),
             fmt(median(p95[k, "direct"]), "%.2f"), fmt(median(p95[k, "haproxy"]), "%.2f"), fmt(median(p95[k, "dbrouter"]), "%.2f"),
             fmt(median(rd), "%.2f"), fmt(median(rh), "%.2f"),
             fmt(median(cpu[k, "haproxy"]), "%.4f"), fmt(median(cpu[k, "dbrouter"]), "%.4f"),
+            fmt(median(ucpu[k, "haproxy"]), "%.4f") "/" fmt(median(ucpu[k, "dbrouter"]), "%.4f"),
             fmt(median(mcpu[k, "direct"]), "%.4f") "/" fmt(median(mcpu[k, "haproxy"]), "%.4f") "/" fmt(median(mcpu[k, "dbrouter"]), "%.4f"),
             n, (bad[k] ? " (" bad[k] " failed)" : ""), omax[k] + 0
     }
@@ -347,7 +355,7 @@ END {
 ' "$CSV" >"$SUMMARY"
 
 echo
-echo "sysbench via direct / haproxy (mode tcp, nbthread 2, pinned: $HAPROXY_PIN) / dbrouter (--reactors $REACTORS --pin-cores $PIN)," \
+echo "sysbench via direct / haproxy (mode tcp, nbthread $HAPROXY_THREADS, pinned: $HAPROXY_PIN) / dbrouter (--reactors $REACTORS --pin-cores $PIN)," \
     "TIME=${TIME}s, REPS=$REPS, table_size=$TABLE_SIZE, ps-mode=$PS_MODE, $NCPU vCPU, $(date -u '+%F %H:%M') UTC, git $GIT_REV"
 echo "medians over repetitions; ratios are medians of the per-repetition ratios"
 echo
