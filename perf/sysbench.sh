@@ -74,7 +74,7 @@ START_EPOCH=$(date +%s)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
 require_integers 0 TIME REPS TABLE_SIZE REACTORS HAPROXY_THREADS WARMUP OTHERS_MAX RETRIES QUIET_WAIT
-((TIME > 0 && REPS > 0)) || die "TIME and REPS must be at least 1"
+((TIME > 0 && REPS > 0 && HAPROXY_THREADS > 0)) || die "TIME, REPS and HAPROXY_THREADS must be at least 1"
 for t in $THREADS; do [[ $t =~ ^[1-9][0-9]*$ ]] || die "bad thread count '$t'"; done
 parse_ps_mode
 require_commands mariadbd mariadb-install-db mariadb haproxy sysbench ss timeout
