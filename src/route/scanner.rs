@@ -1969,7 +1969,6 @@ impl<'a> Parser<'a> {
         Ok(true)
     }
 
-    /// `INSERT ... SET col = value, ...`
     /// The key's value in an INSERT (in a VALUES row, or `key = ...` of
     /// INSERT ... SET): a literal that `ends` says is the whole value. NULL
     /// and anything longer (an expression) are refused.
@@ -1991,6 +1990,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `INSERT ... SET col = value, ...`
     fn insert_set(&mut self, name: Token, key: &'a str) -> Result<(), Refusal> {
         let stop: &[Kw] = &[Kw::On, Kw::Returning];
         let mut found = false;

@@ -221,28 +221,26 @@ mod tests {
     fn same_name_agrees_with_eq_ignore_ascii_case_on_names() {
         let alphabet = b"aAzZmM@[`{_09$\x80\xc1\xe1\xff\x00 ~";
         let mut rng = crate::test_rng::XorShift::new(0x9e37_79b9);
-        let mut next = || rng.next_u64();
+        let mut next = |n: usize| rng.below(n);
         for len in 0..=40usize {
             for _ in 0..500 {
-                let a: Vec<u8> = (0..len)
-                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                    .collect();
+                let a: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
                 // The same name with its letters' cases flipped at random,
                 // and now and then one byte with bit 5 flipped (a letter's
                 // other case, or a different byte) or replaced: equal and
                 // unequal names alike.
                 let mut b: Vec<u8> = a
                     .iter()
-                    .map(|&c| match c.is_ascii_alphabetic() && next() % 2 == 0 {
+                    .map(|&c| match c.is_ascii_alphabetic() && next(2) == 0 {
                         true => c ^ 0x20,
                         false => c,
                     })
                     .collect();
-                if len > 0 && next() % 3 == 0 {
-                    let i = (next() % len as u64) as usize;
-                    b[i] = match next() % 2 {
+                if len > 0 && next(3) == 0 {
+                    let i = next(len);
+                    b[i] = match next(2) {
                         0 => b[i] ^ 0x20,
-                        _ => alphabet[(next() % alphabet.len() as u64) as usize],
+                        _ => alphabet[next(alphabet.len())],
                     };
                 }
                 assert_eq!(same_name(&a, &b), a.eq_ignore_ascii_case(&b), "{a:?} {b:?}");

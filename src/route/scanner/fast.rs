@@ -131,12 +131,6 @@ fn keyword_at<const N: usize>(sql: &[u8], i: usize, lower: &[u8; N]) -> bool {
     }
 }
 
-/// `is_kw` for the one keyword longer than a word.
-#[inline]
-fn is_long_kw(word: &[u8], lower: &[u8]) -> bool {
-    word.len() == lower.len() && word.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
-}
-
 /// Whether `name` (unquoted) is a word the lexer reads as a keyword the
 /// parser acts on. Quoted names never are.
 #[inline]
@@ -257,7 +251,7 @@ pub(super) fn point_select<'a>(sql: &'a [u8], schema: &'a Schema) -> Option<Poin
                 match w.len() {
                     5 if is_kw(w, b"union") || is_kw(w, b"minus") => return None,
                     6 if is_kw(w, b"except") => return None,
-                    9 if is_long_kw(w, b"intersect") => return None,
+                    9 if same_name(w, b"intersect") => return None,
                     _ => {}
                 }
                 (w, end)
