@@ -17,8 +17,8 @@ use crate::protocol::frame::{
     RelayScan, HEADER_LEN,
 };
 use crate::protocol::handshake::{
-    append_attribute, attributes, attributes_valid, is_ssl_request, mariadb_extended_capabilities,
-    AuthSwitchRequest, Greeting, HandshakeResponse,
+    append_attribute, attributes, attributes_valid, is_ssl_request, AuthSwitchRequest, Greeting,
+    HandshakeResponse,
 };
 use crate::protocol::packet::{
     parse_eof, parse_err, parse_ok, write_err, write_ok, write_text_row, ErrorCode,
@@ -127,7 +127,6 @@ pub fn framer(data: &[u8]) {
 /// parses must write back to bytes that parse to the same value.
 pub fn handshake(data: &[u8]) {
     let _ = is_ssl_request(data);
-    let _ = mariadb_extended_capabilities(data);
 
     if let Ok(g) = Greeting::parse(data) {
         let mut out = Vec::new();
@@ -252,13 +251,23 @@ fn tracker_scan(t: &mut ReplyTracker, b: &[u8]) -> Result<(usize, ReplyState), R
 }
 
 /// The reply tracker: `[mode, seed, rest...]`. Mode bits 0-2 pick the reply
-/// shape, bit 3 CLIENT_DEPRECATE_EOF. With bit 4 clear `rest` is a raw
-/// backend stream, scanned in one piece and in chunks, which must agree.
-/// With bit 4 set `rest` describes a valid Query or Execute reply (see
-/// [`build_reply`]), which the tracker must follow to exactly its end.
+/// shape, bit 3 CLIENT_DEPRECATE_EOF, bit 5 MariaDB's metadata caching (bit
+/// 6: with the client's definitions in doubt). With bit 4 clear `rest` is a
+/// raw backend stream, scanned in one piece and in chunks, which must
+/// agree. With bit 4 set `rest` describes a valid Query or Execute reply
+/// (see [`build_reply`]), which the tracker must follow to exactly its end.
 pub fn reply(data: &[u8]) {
     let &[mode, seed, ref rest @ ..] = data else {
         return;
+    };
+    let metadata_cache = mode & 32 != 0;
+    let new_tracker = |expect: Expect, caps: u32| {
+        let t = ReplyTracker::new(expect, caps);
+        if metadata_cache {
+            t.caching_metadata(mode & 64 != 0)
+        } else {
+            t
+        }
     };
     let caps = CLIENT_PROTOCOL_41
         | if mode & 8 != 0 {
@@ -268,7 +277,7 @@ pub fn reply(data: &[u8]) {
         };
     if mode & 16 == 0 {
         let expect = EXPECTS[usize::from(mode & 7)];
-        let mut one = ReplyTracker::new(expect, caps);
+        let mut one = new_tracker(expect, caps);
         let whole = tracker_scan(&mut one, rest);
         if let Ok((n, state)) = whole {
             assert!(n <= rest.len());
@@ -283,7 +292,7 @@ pub fn reply(data: &[u8]) {
                 );
             }
         }
-        let mut t = ReplyTracker::new(expect, caps);
+        let mut t = new_tracker(expect, caps);
         let parts = chunked(
             rest,
             seed,
@@ -293,7 +302,8 @@ pub fn reply(data: &[u8]) {
         assert_eq!(whole, parts);
     } else {
         let binary = mode & 1 != 0;
-        let (stream, want) = build_reply(rest, caps & CLIENT_DEPRECATE_EOF != 0, binary);
+        let deprecate_eof = caps & CLIENT_DEPRECATE_EOF != 0;
+        let (stream, want) = build_reply(rest, deprecate_eof, binary, metadata_cache);
         let expect = if binary {
             Expect::Execute
         } else {
@@ -301,7 +311,12 @@ pub fn reply(data: &[u8]) {
         };
         let mut full = stream.clone();
         write_packet(&mut full, 0, b"\x03SELECT 1");
+        // Generated replies may leave definitions out, so the client's are
+        // never in doubt here (that would drop them).
         let mut t = ReplyTracker::new(expect, caps).with_status(SERVER_STATUS_AUTOCOMMIT);
+        if metadata_cache {
+            t = t.caching_metadata(false);
+        }
         let got = chunked(
             &full,
             seed,
@@ -321,8 +336,15 @@ pub fn reply(data: &[u8]) {
 /// in. Each result takes one script byte: OK, a result set (columns, rows
 /// and their sizes from the next bytes), an ERR (which ends the reply), a
 /// result set cut by an ERR, or for Execute a cursor. Results chain with
-/// SERVER_MORE_RESULTS_EXISTS until the script runs out.
-pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>, ReplyState) {
+/// SERVER_MORE_RESULTS_EXISTS until the script runs out. `metadata_cache`:
+/// column counts carry MariaDB's flag byte, and an Execute result set
+/// leaves its definitions out when its column byte has bit 7 set.
+pub fn build_reply(
+    script: &[u8],
+    deprecate_eof: bool,
+    binary: bool,
+    metadata_cache: bool,
+) -> (Vec<u8>, ReplyState) {
     let mut out = Vec::new();
     let mut seq = 1u8;
     let mut r = Reader::new(script);
@@ -366,11 +388,16 @@ pub fn build_reply(script: &[u8], deprecate_eof: bool, binary: bool) -> (Vec<u8>
             }
             n => {
                 let cursor = n == 4 && binary;
-                let cols = 1 + usize::from(r.u8().unwrap_or(0) % 4);
+                let col_byte = r.u8().unwrap_or(0);
+                let cols = 1 + usize::from(col_byte % 4);
+                let definitions = !(metadata_cache && binary && col_byte & 0x80 != 0);
                 let mut p = Vec::new();
                 put_lenenc_int(&mut p, cols as u64);
+                if metadata_cache {
+                    p.push(u8::from(definitions));
+                }
                 seq = write_packet(&mut out, seq, &p);
-                for i in 0..cols {
+                for i in (0..cols).filter(|_| definitions) {
                     p.clear();
                     p.extend_from_slice(b"\x03def\x04shop\x01t\x01t");
                     p.extend_from_slice(&[2, b'c', b'0' + i as u8, 2, b'c', b'0' + i as u8]);
@@ -515,7 +542,7 @@ mod tests {
             }
         }
         // The ERR after an OK with MORE_RESULTS reports that OK's status.
-        let (_, state) = build_reply(b"\x00\x02", false, false);
+        let (_, state) = build_reply(b"\x00\x02", false, false, false);
         assert_eq!(
             state,
             ReplyState::Done {

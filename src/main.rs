@@ -13,7 +13,7 @@ use clap::Parser;
 use dbrouter::admin::{self, metrics::Metrics};
 use dbrouter::config::{AdminConfig, Config, PoolMode, ADMIN_PASSWORD_ENV, ADMIN_USER_ENV};
 use dbrouter::control::{self, UserDirectory};
-use dbrouter::protocol::consts::caps;
+use dbrouter::protocol::consts::{caps, mariadb};
 use dbrouter::reactor::stats::{self, ReactorStats};
 use dbrouter::reactor::{self, ShardAddr, Shared, MAX_SHARDS};
 use dbrouter::route::scanner::ScanOptions;
@@ -157,13 +157,19 @@ fn run(config: Config) -> Result<(), String> {
     // What the backend says about itself decides what clients are offered,
     // so that replies can be relayed byte for byte.
     let facts = control::greeting::read_server_greeting(shard.addr, GREETING_TIMEOUT);
-    let (version, backend_caps, charset) = match &facts {
-        Some(f) => (f.version.clone(), f.capabilities, f.charset),
+    let (version, backend_caps, backend_mariadb_caps, charset) = match &facts {
+        Some(f) => (
+            f.version.clone(),
+            f.capabilities,
+            f.mariadb_capabilities,
+            f.charset,
+        ),
         None => {
             log::warn!("{shard} did not greet us at start; announcing defaults");
             (
                 FALLBACK_VERSION.to_string(),
                 FALLBACK_CAPS,
+                0,
                 FALLBACK_CHARSET,
             )
         }
@@ -174,7 +180,17 @@ fn run(config: Config) -> Result<(), String> {
         .clone()
         .unwrap_or(version)
         .into_bytes();
-    let advertised_caps = (backend_caps & caps::PROXY_SUPPORTED) | caps::CLIENT_LONG_PASSWORD;
+    // MariaDB's metadata caching only in session mode: there a backend
+    // statement serves one client, while a pool shares it between clients
+    // and the server tells only the first of them that its columns changed.
+    let advertised_mariadb_caps = match config.proxy.pool_mode {
+        PoolMode::Session => backend_mariadb_caps & mariadb::PROXY_SUPPORTED,
+        PoolMode::Transaction => 0,
+    };
+    let mut advertised_caps = backend_caps & caps::PROXY_SUPPORTED;
+    if advertised_mariadb_caps == 0 {
+        advertised_caps |= caps::CLIENT_MYSQL;
+    }
     let scan = ScanOptions::new(version_number(&server_version));
 
     let directory = match &config.backend_users {
@@ -199,6 +215,7 @@ fn run(config: Config) -> Result<(), String> {
         scan,
         server_version,
         advertised_caps,
+        advertised_mariadb_caps,
         server_charset: charset,
         connection_ids: AtomicU32::new(1),
         stopping: AtomicBool::new(false),

@@ -32,6 +32,8 @@ pub struct ServerFacts {
     pub version: String,
     /// The backend's capability flags (lower and upper halves joined).
     pub capabilities: u32,
+    /// MariaDB's extended capabilities (0 from MySQL servers).
+    pub mariadb_capabilities: u32,
     /// The backend's default collation id.
     pub charset: u8,
 }
@@ -70,6 +72,7 @@ fn try_read_greeting(backend: SocketAddr, timeout: Duration) -> Result<ServerFac
     Ok(ServerFacts {
         version: String::from_utf8_lossy(greeting.server_version).into_owned(),
         capabilities: greeting.capabilities,
+        mariadb_capabilities: greeting.mariadb_capabilities,
         charset: greeting.charset,
     })
 }
@@ -121,6 +124,7 @@ mod tests {
             connection_id: 7,
             scramble: *b"abcdefghijklmnopqrst",
             capabilities,
+            mariadb_capabilities: 0,
             charset,
             status: 2,
             auth_plugin: b"mysql_native_password",
@@ -144,6 +148,7 @@ mod tests {
             ServerFacts {
                 version: "5.5.5-10.11.6-MariaDB".into(),
                 capabilities: caps,
+                mariadb_capabilities: 0,
                 charset: 45,
             }
         );

@@ -9,9 +9,11 @@
 /// Capability flags exchanged in the greeting and the handshake response.
 pub mod caps {
     /// MySQL: new, more secure passwords. MariaDB reuses this bit as
-    /// `CLIENT_MYSQL`: a client that sets it does not use MariaDB's extended
-    /// capabilities. The proxy always sets it, so every reply it relays is
-    /// plain MySQL protocol.
+    /// `CLIENT_MYSQL`: a server or client that clears it has MariaDB's
+    /// extended capabilities ([`super::mariadb`]) in the greeting's and the
+    /// handshake response's reserved bytes. The proxy clears it only when it
+    /// offers one of them; otherwise every reply it relays is plain MySQL
+    /// protocol.
     pub const CLIENT_LONG_PASSWORD: u32 = 1;
     /// MariaDB's name for bit 0, see [`CLIENT_LONG_PASSWORD`].
     pub const CLIENT_MYSQL: u32 = 1;
@@ -86,8 +88,8 @@ pub mod caps {
     /// TLS or compression yet), OPTIONAL_RESULTSET_METADATA and
     /// QUERY_ATTRIBUTES (they change the result-set and command formats the
     /// reply tracker and the scanner read), ZSTD, and every higher bit (MySQL
-    /// 8 and MariaDB give them different meanings). Bit 0 is always set, so a
-    /// MariaDB backend never switches to its extended capabilities.
+    /// 8 and MariaDB give them different meanings). Bit 0 is set unless a
+    /// MariaDB extended capability is offered (see [`CLIENT_LONG_PASSWORD`]).
     pub const PROXY_SUPPORTED: u32 = CLIENT_LONG_PASSWORD
         | CLIENT_FOUND_ROWS
         | CLIENT_LONG_FLAG
@@ -111,6 +113,33 @@ pub mod caps {
         | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
         | CLIENT_SESSION_TRACK
         | CLIENT_DEPRECATE_EOF;
+}
+
+/// MariaDB's extended capabilities: a second 32-bit word, exchanged in the
+/// last 4 of the greeting's 10 reserved bytes and of the handshake
+/// response's 23 filler bytes, meaningful only while bit 0
+/// ([`caps::CLIENT_MYSQL`]) is clear on both sides
+/// (<https://mariadb.com/kb/en/connection/#capabilities>; MariaDB's own code
+/// numbers them from bit 32 of a 64-bit word).
+pub mod mariadb {
+    /// Progress reports: ERR packets with code 0xFFFF inside a reply.
+    pub const MARIADB_CLIENT_PROGRESS: u32 = 1;
+    /// COM_MULTI (never released).
+    pub const MARIADB_CLIENT_COM_MULTI: u32 = 1 << 1;
+    /// COM_STMT_BULK_EXECUTE.
+    pub const MARIADB_CLIENT_STMT_BULK_OPERATIONS: u32 = 1 << 2;
+    /// Column definitions carry extended type information.
+    pub const MARIADB_CLIENT_EXTENDED_METADATA: u32 = 1 << 3;
+    /// A prepared statement's column definitions are sent again only when
+    /// they change: the column-count packet carries a flag byte, 1 when the
+    /// definitions follow, 0 when they are left out.
+    pub const MARIADB_CLIENT_CACHE_METADATA: u32 = 1 << 4;
+
+    /// The extended capabilities the proxy offers. Metadata caching only:
+    /// the reply tracker reads its flag byte. Bulk execution is a command
+    /// the proxy does not route, extended metadata and progress reports
+    /// would be relayed correctly but nothing asks for them yet.
+    pub const PROXY_SUPPORTED: u32 = MARIADB_CLIENT_CACHE_METADATA;
 }
 
 /// Server status flags, carried by OK and EOF packets.
@@ -212,8 +241,8 @@ pub mod com {
     pub const COM_BINLOG_DUMP_GTID: u8 = 0x1e;
     /// Reset the session without re-authenticating.
     pub const COM_RESET_CONNECTION: u8 = 0x1f;
-    /// MariaDB: bulk execution (needs MariaDB extended capabilities, which the
-    /// proxy never negotiates).
+    /// MariaDB: bulk execution (needs `MARIADB_CLIENT_STMT_BULK_OPERATIONS`,
+    /// which the proxy never offers).
     pub const COM_STMT_BULK_EXECUTE: u8 = 0xfa;
 }
 

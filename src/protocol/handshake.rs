@@ -76,6 +76,9 @@ pub struct Greeting<'a> {
     pub scramble: [u8; 20],
     /// Server capabilities (lower and upper halves joined).
     pub capabilities: u32,
+    /// MariaDB's extended capabilities ([`crate::protocol::consts::mariadb`]);
+    /// 0 unless `capabilities` has bit 0 (`CLIENT_MYSQL`) clear.
+    pub mariadb_capabilities: u32,
     /// Default collation id.
     pub charset: u8,
     /// Server status flags.
@@ -113,7 +116,9 @@ impl<'a> Greeting<'a> {
         let capabilities = u32::from(caps_low) | u32::from(caps_high) << 16;
         let auth_data_len = r.u8().ok_or(t("auth data length"))?;
         // 6 bytes filler, then MariaDB's extended capabilities (or zeros).
-        r.skip(10).ok_or(t("reserved"))?;
+        r.skip(6).ok_or(t("reserved"))?;
+        let extended = r.u32_le().ok_or(t("reserved"))?;
+        let mariadb_capabilities = mariadb_only(capabilities, extended);
         // Part 2 of the scramble: max(13, auth_data_len - 8) bytes, i.e. 12
         // bytes and a NUL. Read whenever present: the proxy has no use for a
         // greeting without it (pre-4.1 servers).
@@ -147,6 +152,7 @@ impl<'a> Greeting<'a> {
             connection_id,
             scramble,
             capabilities,
+            mariadb_capabilities,
             charset,
             status,
             auth_plugin,
@@ -168,7 +174,9 @@ impl<'a> Greeting<'a> {
         out.extend_from_slice(&((self.capabilities >> 16) as u16).to_le_bytes());
         let plugin = self.capabilities & CLIENT_PLUGIN_AUTH != 0;
         out.push(if plugin { 21 } else { 0 });
-        out.extend_from_slice(&[0u8; 10]);
+        out.extend_from_slice(&[0u8; 6]);
+        let extended = mariadb_only(self.capabilities, self.mariadb_capabilities);
+        out.extend_from_slice(&extended.to_le_bytes());
         out.extend_from_slice(&self.scramble[8..]);
         out.push(0);
         if plugin {
@@ -178,15 +186,14 @@ impl<'a> Greeting<'a> {
     }
 }
 
-/// MariaDB's extended capabilities from a greeting payload: the last 4 of
-/// the 10 reserved bytes, meaningful only when the server clears bit 0
-/// (`CLIENT_MYSQL`). The proxy never uses them; this is for logging.
-pub fn mariadb_extended_capabilities(greeting: &[u8]) -> Option<u32> {
-    let mut r = Reader::new(greeting);
-    r.skip(1)?;
-    r.null_terminated()?;
-    r.skip(4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 6)?;
-    r.u32_le()
+/// MariaDB's extended capabilities count only while bit 0 (`CLIENT_MYSQL`)
+/// is clear: with it set, the bytes that carry them are filler.
+fn mariadb_only(capabilities: u32, extended: u32) -> u32 {
+    if capabilities & CLIENT_MYSQL == 0 {
+        extended
+    } else {
+        0
+    }
 }
 
 /// Whether a client's first packet is an SSL request: the 32 fixed bytes of
@@ -203,6 +210,9 @@ pub fn is_ssl_request(payload: &[u8]) -> bool {
 pub struct HandshakeResponse<'a> {
     /// Client capabilities.
     pub capabilities: u32,
+    /// MariaDB's extended capabilities ([`crate::protocol::consts::mariadb`]);
+    /// 0 unless `capabilities` has bit 0 (`CLIENT_MYSQL`) clear.
+    pub mariadb_capabilities: u32,
     /// The client's max packet size.
     pub max_packet: u32,
     /// Collation id.
@@ -241,7 +251,9 @@ impl<'a> HandshakeResponse<'a> {
         let max_packet = r.u32_le().ok_or(t("max packet"))?;
         let charset = r.u8().ok_or(t("charset"))?;
         // 19 filler bytes and MariaDB's extended capabilities.
-        r.skip(23).ok_or(t("filler"))?;
+        r.skip(19).ok_or(t("filler"))?;
+        let extended = r.u32_le().ok_or(t("filler"))?;
+        let mariadb_capabilities = mariadb_only(capabilities, extended);
         let username = r.null_terminated().ok_or(t("username"))?;
         let auth_response = if capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
             r.lenenc_bytes()
@@ -269,6 +281,7 @@ impl<'a> HandshakeResponse<'a> {
         }
         Ok(HandshakeResponse {
             capabilities,
+            mariadb_capabilities,
             max_packet,
             charset,
             username,
@@ -283,9 +296,14 @@ impl<'a> HandshakeResponse<'a> {
     /// given ones with PROTOCOL_41 and SECURE_CONNECTION set, CONNECT_WITH_DB,
     /// PLUGIN_AUTH and CONNECT_ATTRS set exactly when their field is `Some`,
     /// and PLUGIN_AUTH_LENENC_CLIENT_DATA added when the auth response is
-    /// longer than 255 bytes. So the bytes always agree with the fields.
+    /// longer than 255 bytes, and bit 0 (`CLIENT_MYSQL`) cleared when MariaDB
+    /// extended capabilities are given. So the bytes always agree with the
+    /// fields.
     pub fn wire_capabilities(&self) -> u32 {
         let mut c = self.capabilities | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION;
+        if self.mariadb_capabilities != 0 {
+            c &= !CLIENT_MYSQL;
+        }
         for (flag, on) in [
             (CLIENT_CONNECT_WITH_DB, self.database.is_some()),
             (CLIENT_PLUGIN_AUTH, self.auth_plugin.is_some()),
@@ -310,7 +328,9 @@ impl<'a> HandshakeResponse<'a> {
         out.extend_from_slice(&caps.to_le_bytes());
         out.extend_from_slice(&self.max_packet.to_le_bytes());
         out.push(self.charset);
-        out.extend_from_slice(&[0u8; 23]);
+        out.extend_from_slice(&[0u8; 19]);
+        let extended = mariadb_only(caps, self.mariadb_capabilities);
+        out.extend_from_slice(&extended.to_le_bytes());
         out.extend_from_slice(self.username);
         out.push(0);
         if caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
@@ -413,6 +433,7 @@ pub fn append_attribute(block: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::consts::mariadb::MARIADB_CLIENT_CACHE_METADATA;
 
     /// A greeting captured from MariaDB 10.11 (payload only).
     pub(crate) fn mariadb_greeting() -> Vec<u8> {
@@ -441,13 +462,20 @@ mod tests {
         assert_eq!(g.capabilities, 0x81bf_f7fe);
         assert_eq!((g.charset, g.status), (45, 2));
         assert_eq!(g.auth_plugin, NATIVE_PASSWORD);
-        assert_eq!(mariadb_extended_capabilities(&p), Some(0x1d));
+        assert_eq!(g.mariadb_capabilities, 0x1d);
         let mut out = Vec::new();
         g.write(&mut out);
-        assert_eq!(Greeting::parse(&out), Ok(g));
-        // Only the MariaDB extended capabilities differ from the capture.
-        assert_eq!(out.len(), p.len());
-        assert_eq!(mariadb_extended_capabilities(&out), Some(0));
+        assert_eq!(out, p);
+        // With bit 0 set the same bytes are filler: not read, not written.
+        let mysql = Greeting {
+            capabilities: g.capabilities | CLIENT_MYSQL,
+            ..g
+        };
+        let mut out = Vec::new();
+        mysql.write(&mut out);
+        let back = Greeting::parse(&out).unwrap();
+        assert_eq!(back.mariadb_capabilities, 0);
+        assert_eq!(out[out.len() - 39..out.len() - 35], [0; 4]);
     }
 
     #[test]
@@ -498,6 +526,7 @@ mod tests {
     fn response(caps: u32) -> HandshakeResponse<'static> {
         HandshakeResponse {
             capabilities: caps,
+            mariadb_capabilities: 0,
             max_packet: 16 << 20,
             charset: 45,
             username: b"app",
@@ -657,12 +686,37 @@ mod tests {
         assert!(attributes_valid(b""));
         assert!(!attributes_valid(b"\x01k"));
     }
+
+    #[test]
+    fn response_carries_mariadb_capabilities_only_with_bit_0_clear() {
+        let r = HandshakeResponse {
+            mariadb_capabilities: MARIADB_CLIENT_CACHE_METADATA,
+            ..response(CLIENT_PROTOCOL_41 | CLIENT_MYSQL)
+        };
+        assert_eq!(r.wire_capabilities() & CLIENT_MYSQL, 0);
+        let mut out = Vec::new();
+        r.write(&mut out);
+        assert_eq!(out[28..32], MARIADB_CLIENT_CACHE_METADATA.to_le_bytes());
+        let back = HandshakeResponse::parse(&out).unwrap();
+        assert_eq!(back.mariadb_capabilities, MARIADB_CLIENT_CACHE_METADATA);
+        // The same bytes under bit 0 are filler.
+        out[0] |= CLIENT_MYSQL as u8;
+        assert_eq!(
+            HandshakeResponse::parse(&out).unwrap().mariadb_capabilities,
+            0
+        );
+        let plain = response(CLIENT_PROTOCOL_41 | CLIENT_MYSQL);
+        let mut out = Vec::new();
+        plain.write(&mut out);
+        assert_eq!(out[28..32], [0; 4]);
+    }
 }
 
 /// Packets captured from MariaDB 10.11 and its clients (`fuzz/capture_mariadb.py`).
 #[cfg(test)]
 mod captured {
     use super::*;
+    use crate::protocol::consts::mariadb::MARIADB_CLIENT_CACHE_METADATA;
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -681,7 +735,7 @@ mod captured {
             assert!(g.scramble.iter().all(|b| (0x21..=0x7e).contains(b)));
             // MariaDB clears bit 0 and offers its extended capabilities.
             assert_eq!(g.capabilities & CLIENT_MYSQL, 0);
-            assert_ne!(mariadb_extended_capabilities(&p), Some(0));
+            assert_ne!(g.mariadb_capabilities, 0);
             let mut out = Vec::new();
             g.write(&mut out);
             assert_eq!(Greeting::parse(&out), Ok(g));
@@ -703,6 +757,7 @@ mod captured {
             assert_eq!(r.database, Some(&b"shop"[..]));
             assert_eq!(r.auth_plugin, Some(NATIVE_PASSWORD));
             assert_eq!(r.capabilities & CLIENT_MYSQL, 0);
+            assert_ne!(r.mariadb_capabilities & MARIADB_CLIENT_CACHE_METADATA, 0);
             let attrs: Vec<_> = attributes(r.attributes.unwrap()).collect();
             assert!(
                 attrs.iter().any(|(k, _)| *k == b"_client_name"),
@@ -722,6 +777,7 @@ mod captured {
         let ours = fixture("handshake_response.bin");
         let r = HandshakeResponse::parse(&ours).unwrap();
         assert_eq!(r.capabilities & CLIENT_MYSQL, CLIENT_MYSQL);
+        assert_eq!(r.mariadb_capabilities, 0);
         let mut out = Vec::new();
         r.write(&mut out);
         assert_eq!(out, ours);

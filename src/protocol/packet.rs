@@ -61,6 +61,8 @@ impl ErrorCode {
     pub const ER_UNKNOWN_STMT_HANDLER: ErrorCode = ec(1243, "HY000");
     /// Client does not support the authentication protocol requested.
     pub const ER_NOT_SUPPORTED_AUTH_MODE: ErrorCode = ec(1251, "08004");
+    /// A prepared statement must be prepared again (its tables changed).
+    pub const ER_NEED_REPREPARE: ErrorCode = ec(1615, "HY000");
     /// The server is running with an option that prevents this statement.
     pub const ER_OPTION_PREVENTS_STATEMENT: ErrorCode = ec(1290, "HY000");
     /// Query execution was interrupted.

@@ -42,8 +42,18 @@
 //! InfileResult starts at ResultStart but takes only OK or ERR there first:
 //! it follows the file content of a LOCAL INFILE request, and its OK may
 //! announce more results of a multi-statement query.
+//!
+//! Under MariaDB's metadata caching (`MARIADB_CLIENT_CACHE_METADATA`) the
+//! column count carries a flag byte: 1, the definitions follow; 0, they are
+//! left out (an execute whose columns the client already has) and the
+//! result goes on at ColumnsEof, or at Rows under DEPRECATE_EOF. The
+//! tracker then fingerprints the column definitions of prepare and execute
+//! replies, so the session can tell whether the definitions a client holds
+//! are the ones the server believes it has (see
+//! [`ReplyTracker::caching_metadata`]).
 
 use std::fmt;
+use std::hash::{DefaultHasher, Hasher};
 
 use super::consts::caps::CLIENT_DEPRECATE_EOF;
 use super::consts::status::{SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS};
@@ -139,6 +149,10 @@ pub enum ReplyError {
         /// The packet kind.
         packet: &'static str,
     },
+    /// Column definitions left out (metadata caching) from a later result
+    /// of a reply whose client holds other ones: the result cannot be
+    /// dropped on its own.
+    MetadataSkipped,
 }
 
 impl fmt::Display for ReplyError {
@@ -160,6 +174,10 @@ impl fmt::Display for ReplyError {
             ReplyError::Malformed { packet } => {
                 write!(f, "backend sent a malformed {packet} packet")
             }
+            ReplyError::MetadataSkipped => write!(
+                f,
+                "backend left out column definitions the client does not have"
+            ),
         }
     }
 }
@@ -236,6 +254,23 @@ pub struct ReplyTracker {
     /// The sequence id the next frame from the server should carry: where a
     /// proxy-made ERR goes if the server is lost mid-reply.
     next_seq: u8,
+    /// MariaDB metadata caching: column counts carry a flag byte.
+    metadata_cache: bool,
+    /// The client's definitions may not be the server's: a result without
+    /// them must not reach the client.
+    metadata_required: bool,
+    /// The reply left out definitions the client lacks: it is dropped whole,
+    /// and the session answers with an error in its place.
+    discard: bool,
+    /// The sequence id of the reply's first packet.
+    first_seq: u8,
+    /// Fingerprints column definitions (metadata caching, prepare and
+    /// execute replies).
+    hasher: Option<DefaultHasher>,
+    /// The packet being passed is a column definition being fingerprinted.
+    hashing: bool,
+    /// An execute reply carried column definitions.
+    metadata_seen: bool,
 }
 
 /// The affected-rows and last-insert-id fields of an OK packet's head (0
@@ -273,7 +308,52 @@ impl ReplyTracker {
             found_rows: None,
             rows: 0,
             next_seq: 1,
+            metadata_cache: false,
+            metadata_required: false,
+            discard: false,
+            first_seq: 0,
+            hasher: None,
+            hashing: false,
+            metadata_seen: false,
         }
+    }
+
+    /// The session negotiated MariaDB's metadata caching: column counts
+    /// carry a flag byte, and the column definitions of a prepare or an
+    /// execute reply are fingerprinted ([`Self::metadata`]).
+    /// `client_may_differ`: the definitions the client holds for this
+    /// statement may not be the ones the server last sent it (the proxy
+    /// prepared it there itself, or another backend sent the client newer
+    /// ones); then a result without definitions is dropped
+    /// ([`Self::discarded`]) instead of being misread by the client.
+    pub fn caching_metadata(mut self, client_may_differ: bool) -> ReplyTracker {
+        self.metadata_cache = true;
+        self.metadata_required = client_may_differ;
+        if matches!(self.expect, Expect::Prepare | Expect::Execute) {
+            self.hasher = Some(DefaultHasher::new());
+        }
+        self
+    }
+
+    /// The fingerprint of the column definitions this reply carried, under
+    /// metadata caching: a prepare reply's (once it ended well), or an
+    /// execute reply's when it sent any. Equal fingerprints, equal
+    /// definitions.
+    pub fn metadata(&self) -> Option<u64> {
+        let hasher = self.hasher.as_ref()?;
+        let carried = match self.expect {
+            Expect::Prepare => self.is_done() && !self.error,
+            _ => self.metadata_seen && !self.discard,
+        };
+        carried.then(|| hasher.finish())
+    }
+
+    /// The reply is being dropped: it left out column definitions the
+    /// client may not have (see [`Self::caching_metadata`]). Its bytes must
+    /// not be forwarded; once it is done, the client gets an error instead,
+    /// with the sequence id returned (that of the reply's first packet).
+    pub fn discarded(&self) -> Option<u8> {
+        self.discard.then_some(self.first_seq)
     }
 
     /// Sets the sequence id the reply starts at (1 after a one-packet
@@ -288,6 +368,13 @@ impl ReplyTracker {
     /// reply ended, of the packet after its last one.
     pub fn next_seq(&self) -> u8 {
         self.next_seq
+    }
+
+    /// The sequence id of an ERR the proxy sends in place of the rest of
+    /// the reply: [`Self::next_seq`], or for a discarded reply (of which
+    /// the client got nothing) that of its first packet.
+    pub fn err_seq(&self) -> u8 {
+        self.discarded().unwrap_or(self.next_seq)
     }
 
     /// Seeds the status reported when the reply ends with an ERR (which
@@ -354,6 +441,11 @@ impl ReplyTracker {
             }
             if self.body_left > 0 {
                 let n = self.body_left.min(buf.len() - pos);
+                if self.hashing {
+                    if let Some(h) = self.hasher.as_mut() {
+                        h.write(&buf[pos..pos + n]);
+                    }
+                }
                 pos += n;
                 self.body_left -= n;
                 if self.body_left > 0 {
@@ -377,6 +469,9 @@ impl ReplyTracker {
                     break;
                 };
                 self.on_packet(head, h.len)?;
+                if !self.started {
+                    self.first_seq = h.seq;
+                }
                 self.started = true;
                 self.in_packet = true;
             }
@@ -478,6 +573,10 @@ impl ReplyTracker {
             expected,
             first_byte: first,
         };
+        self.hashing = matches!(
+            self.phase,
+            Phase::Columns { .. } | Phase::PrepColumns { .. }
+        );
         self.phase = match self.phase {
             Phase::ResultStart => match first {
                 0x00 => {
@@ -504,24 +603,50 @@ impl ReplyTracker {
                 _ => {
                     let mut r = Reader::new(head);
                     let count = r.lenenc_int().ok_or(unexpected)?;
-                    // The packet holds the count and nothing else.
-                    if lenenc_int_len(count) != len {
+                    // The packet holds the count and nothing else, but for
+                    // the metadata caching flag.
+                    let count_len = lenenc_int_len(count);
+                    let flag_len = usize::from(self.metadata_cache);
+                    if count_len + flag_len != len {
                         return Err(unexpected);
                     }
                     if count == 0 || count > MAX_COLUMNS {
                         return Err(ReplyError::BadColumnCount { count });
                     }
                     self.rows = 0;
-                    Phase::Columns { left: count }
+                    let definitions = match self.metadata_cache.then(|| head.get(count_len)) {
+                        None | Some(Some(1)) => true,
+                        Some(Some(0)) => false,
+                        Some(_) => {
+                            return Err(ReplyError::Malformed {
+                                packet: "column count",
+                            })
+                        }
+                    };
+                    if definitions {
+                        self.metadata_seen |= self.expect == Expect::Execute;
+                        Phase::Columns { left: count }
+                    } else {
+                        if self.metadata_required {
+                            // Only the first result can be dropped whole
+                            // (CALL results, the only later ones, always
+                            // carry their definitions).
+                            if self.started {
+                                return Err(ReplyError::MetadataSkipped);
+                            }
+                            self.discard = true;
+                            self.error = true;
+                            self.row_count = Some(-1);
+                        }
+                        self.columns_end()
+                    }
                 }
             },
             Phase::Columns { left } => {
                 if left > 1 {
                     Phase::Columns { left: left - 1 }
-                } else if self.deprecate_eof {
-                    Phase::Rows
                 } else {
-                    Phase::ColumnsEof
+                    self.columns_end()
                 }
             }
             Phase::ColumnsEof => {
@@ -653,6 +778,15 @@ impl ReplyTracker {
         Ok(())
     }
 
+    /// After a result's column definitions (or where they were left out).
+    fn columns_end(&self) -> Phase {
+        if self.deprecate_eof {
+            Phase::Rows
+        } else {
+            Phase::ColumnsEof
+        }
+    }
+
     fn prepare_columns(&mut self, columns: u16) -> Phase {
         if columns > 0 {
             Phase::PrepColumns { left: columns }
@@ -761,6 +895,20 @@ mod tests {
             }
             self
         }
+        /// Under metadata caching: the column count with its flag byte, the
+        /// definitions if `definitions`, and (without DEPRECATE_EOF) the EOF
+        /// that is sent either way.
+        fn cached_cols(self, n: u64, definitions: bool) -> B {
+            let mut p = Vec::new();
+            crate::protocol::reader::put_lenenc_int(&mut p, n);
+            p.push(u8::from(definitions));
+            let b = self.pkt(&p).defs(if definitions { n as usize } else { 0 });
+            if b.dep {
+                b
+            } else {
+                b.eof(AC)
+            }
+        }
         /// Column count, definitions and (without DEPRECATE_EOF) their EOF.
         fn cols(self, n: u64) -> B {
             let mut p = Vec::new();
@@ -796,9 +944,14 @@ mod tests {
     /// two at every byte boundary, and byte by byte. Every run must end at
     /// exactly `reply.len()` with `want`, and no prefix may end it early.
     fn check(name: &str, expect: Expect, caps: u32, reply: &[u8], want: ReplyState) {
+        check_with(name, &|| ReplyTracker::new(expect, caps), reply, want);
+    }
+
+    /// [`check`] with trackers made by `new`.
+    fn check_with(name: &str, new: &dyn Fn() -> ReplyTracker, reply: &[u8], want: ReplyState) {
         let mut stream = reply.to_vec();
         write_packet(&mut stream, 0, b"\x03SELECT 'next command'");
-        let mut t = ReplyTracker::new(expect, caps).with_status(AC);
+        let mut t = new().with_status(AC);
         let s = t.scan(&stream).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             s,
@@ -817,7 +970,7 @@ mod tests {
         );
 
         for split in 0..=stream.len() {
-            let mut t = ReplyTracker::new(expect, caps).with_status(AC);
+            let mut t = new().with_status(AC);
             let a = t.scan(&stream[..split]).unwrap();
             assert!(a.forwardable <= split, "{name} split {split}");
             if split < reply.len() {
@@ -837,7 +990,7 @@ mod tests {
         }
 
         // Byte by byte, keeping the unscanned rest like the reactor does.
-        let mut t = ReplyTracker::new(expect, caps).with_status(AC);
+        let mut t = new().with_status(AC);
         let (mut start, mut fwd) = (0, 0);
         for end in 1..=stream.len() {
             let s = t.scan(&stream[start..end]).unwrap();
@@ -1093,6 +1246,130 @@ mod tests {
         let st = AC | SERVER_STATUS_CURSOR_EXISTS;
         let r = B::new(DEP).cols(2).eof(st).bytes();
         check("cursor eof", Expect::Execute, DEP, &r, done(st));
+    }
+
+    fn caching(expect: Expect, caps: u32, in_doubt: bool) -> ReplyTracker {
+        ReplyTracker::new(expect, caps).caching_metadata(in_doubt)
+    }
+
+    #[test]
+    fn metadata_caching_flag_byte() {
+        let cursor = AC | SERVER_STATUS_CURSOR_EXISTS;
+        for caps in [OLD, DEP] {
+            let new = |expect| move || caching(expect, caps, false);
+            let with = B::new(caps).cached_cols(2, true).bin_row().end(AC).bytes();
+            check_with(
+                "execute, definitions",
+                &new(Expect::Execute),
+                &with,
+                done(AC),
+            );
+            let without = B::new(caps).cached_cols(2, false).bin_row().end(AC).bytes();
+            check_with("execute, none", &new(Expect::Execute), &without, done(AC));
+            // Text results always carry the flag, always 1.
+            let text = B::new(caps)
+                .cached_cols(1, true)
+                .row(&[Some(b"x")])
+                .end(AC)
+                .bytes();
+            check_with("query", &new(Expect::Query), &text, done(AC));
+            // A cursor opened again: no definitions, only the status packet,
+            // sent even under DEPRECATE_EOF.
+            let reopened = B::new(caps).pkt(b"\x02\x00").eof(cursor).bytes();
+            check_with("cursor", &new(Expect::Execute), &reopened, done(cursor));
+        }
+        // The flag is 0 or 1, and it must be there.
+        let mut t = caching(Expect::Execute, DEP, false);
+        assert_eq!(
+            t.scan(&B::new(DEP).pkt(b"\x02\x02").bytes()),
+            Err(ReplyError::Malformed {
+                packet: "column count"
+            })
+        );
+        let mut t = caching(Expect::Execute, DEP, false);
+        assert!(matches!(
+            t.scan(&B::new(DEP).pkt(b"\x02").bytes()),
+            Err(ReplyError::Unexpected { .. })
+        ));
+        // Without caching a flag byte is one byte too many.
+        let mut t = ReplyTracker::new(Expect::Execute, DEP);
+        assert!(matches!(
+            t.scan(&B::new(DEP).pkt(b"\x02\x01").bytes()),
+            Err(ReplyError::Unexpected { .. })
+        ));
+    }
+
+    #[test]
+    fn metadata_fingerprints() {
+        let scan = |mut t: ReplyTracker, r: &[u8]| {
+            assert!(matches!(t.scan(r).unwrap().state, ReplyState::Done { .. }));
+            t
+        };
+        let prepared = B::new(DEP).prepare_ok(2, 1).defs(1).defs(2).bytes();
+        let prepare = scan(caching(Expect::Prepare, DEP, false), &prepared).metadata();
+        let sent = B::new(DEP).cached_cols(2, true).bin_row().end(AC).bytes();
+        let execute = scan(caching(Expect::Execute, DEP, false), &sent).metadata();
+        assert!(prepare.is_some());
+        assert_eq!(
+            prepare, execute,
+            "the same definitions, the same fingerprint"
+        );
+        // The parameter definitions are not part of it.
+        let other_params = B::new(DEP).prepare_ok(2, 0).defs(2).bytes();
+        let t = scan(caching(Expect::Prepare, DEP, false), &other_params);
+        assert_eq!(t.metadata(), prepare);
+        let wider = B::new(DEP).cached_cols(3, true).bin_row().end(AC).bytes();
+        let t = scan(caching(Expect::Execute, DEP, false), &wider);
+        assert!(t.metadata().is_some() && t.metadata() != prepare);
+        // Left out: nothing carried. Not caching: nothing computed.
+        let skipped = B::new(DEP).cached_cols(2, false).bin_row().end(AC).bytes();
+        assert_eq!(
+            scan(caching(Expect::Execute, DEP, false), &skipped).metadata(),
+            None
+        );
+        let plain = B::new(DEP).cols(2).bin_row().end(AC).bytes();
+        let t = scan(ReplyTracker::new(Expect::Execute, DEP), &plain);
+        assert_eq!(t.metadata(), None);
+        // A statement without columns has a fingerprint too.
+        let insert = B::new(DEP).prepare_ok(0, 2).defs(2).bytes();
+        assert!(scan(caching(Expect::Prepare, DEP, false), &insert)
+            .metadata()
+            .is_some());
+        let failed = B::new(DEP).err().bytes();
+        assert_eq!(
+            scan(caching(Expect::Prepare, DEP, false), &failed).metadata(),
+            None
+        );
+    }
+
+    #[test]
+    fn skipped_metadata_in_doubt_is_dropped() {
+        for caps in [OLD, DEP] {
+            let skipped = B::new(caps).cached_cols(2, false).bin_row().end(AC).bytes();
+            let mut t = caching(Expect::Execute, caps, true);
+            let s = t.scan(&skipped).unwrap();
+            // The whole reply is passed (to be dropped), as usual.
+            assert_eq!((s.forwardable, s.state), (skipped.len(), done(AC)));
+            assert_eq!(t.discarded(), Some(1));
+            assert_eq!(t.err_seq(), 1, "the client got none of it");
+            assert!(t.ended_with_error());
+            assert_eq!(t.metadata(), None);
+            // With the definitions, the reply goes to the client.
+            let sent = B::new(caps).cached_cols(2, true).bin_row().end(AC).bytes();
+            let mut t = caching(Expect::Execute, caps, true);
+            assert_eq!(t.scan(&sent).unwrap().state, done(AC));
+            assert_eq!(t.discarded(), None);
+            assert!(t.metadata().is_some());
+        }
+        // A later result cannot be dropped alone.
+        let later = B::new(DEP)
+            .ok(AC | MORE)
+            .cached_cols(1, false)
+            .bin_row()
+            .end(AC)
+            .bytes();
+        let mut t = caching(Expect::Execute, DEP, true);
+        assert_eq!(t.scan(&later), Err(ReplyError::MetadataSkipped));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct LoginRequest<'a> {
     pub login: &'a BackendLogin,
     /// The capabilities the client and the proxy agreed on.
     pub client_caps: u32,
+    /// The MariaDB extended capabilities they agreed on.
+    pub client_mariadb_caps: u32,
     pub max_packet: u32,
     pub charset: u8,
     pub database: Option<&'a [u8]>,
@@ -496,11 +498,14 @@ impl Backend {
         };
         self.scramble = greeting.scramble;
         self.server_caps = greeting.capabilities;
+        // Every MariaDB extended capability the proxy offers shapes replies.
         let missing = req.client_caps & REPLY_SHAPING & !greeting.capabilities;
-        if missing != 0 {
+        let missing_mariadb = req.client_mariadb_caps & !greeting.mariadb_capabilities;
+        if missing != 0 || missing_mariadb != 0 {
             return Step::Failed(BackendFailure::Protocol(format!(
-                "the server lacks capabilities {missing:#x} that clients were promised; \
-                 restart dbrouter so it announces what the server offers"
+                "the server lacks capabilities {missing:#x} (MariaDB extended: \
+                 {missing_mariadb:#x}) that clients were promised; restart dbrouter so it \
+                 announces what the server offers"
             )));
         }
         let mut capabilities = (req.client_caps & greeting.capabilities) | BACKEND_REQUIRED;
@@ -523,7 +528,9 @@ impl Backend {
         self.caps = capabilities;
         let auth = req.login.credential.scramble_response(&greeting.scramble);
         let response = HandshakeResponse {
+            // Bit 0 is cleared on the wire when these are given.
             capabilities,
+            mariadb_capabilities: req.client_mariadb_caps,
             max_packet: req.max_packet,
             charset: req.charset,
             username: &req.login.user,

@@ -184,6 +184,20 @@ impl Buffer {
         }
     }
 
+    /// Drops the `n` bytes held from offset `at`, moving those after them
+    /// down (a reply the client must not get, with the start of whatever
+    /// follows it kept).
+    pub fn remove(&mut self, at: usize, n: usize) {
+        debug_assert!(at + n <= self.len());
+        let from = self.start + at;
+        self.data.copy_within(from + n..self.end, from);
+        self.end -= n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Keeps only the first `len` bytes held.
     pub fn truncate(&mut self, len: usize) {
         if len < self.len() {
@@ -312,6 +326,21 @@ mod tests {
         assert!(b.push(b"ghijkl"), "compaction makes room for 6 more");
         assert_eq!(b.data(), b"efghijkl");
         assert!(!b.push(b"x"), "full");
+    }
+
+    #[test]
+    fn remove_drops_a_middle_stretch() {
+        let mut b = Buffer::new(16);
+        assert!(b.push(b"xxabcdefgh"));
+        b.consume(2);
+        b.remove(2, 3);
+        assert_eq!(b.data(), b"abfgh");
+        b.remove(0, 5);
+        assert!(b.is_empty());
+        assert!(
+            b.push(b"0123456789abcdef"),
+            "emptied: the whole capacity is free"
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Shared {
     /// What clients are told in the greeting.
     pub server_version: Vec<u8>,
     pub advertised_caps: u32,
+    /// MariaDB extended capabilities offered (`protocol::consts::mariadb`).
+    pub advertised_mariadb_caps: u32,
     pub server_charset: u8,
     /// Connection ids shown to clients; unique across reactors.
     pub connection_ids: AtomicU32,

@@ -39,6 +39,7 @@ pub struct PoolKey {
     pub database: Option<Vec<u8>>,
     pub charset: u8,
     pub caps: u32,
+    pub mariadb_caps: u32,
 }
 
 /// An idle connection and when it was given back.

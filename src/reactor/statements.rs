@@ -45,6 +45,9 @@ pub struct Prepared {
     /// COM_STMT_SEND_LONG_DATA came for a statement routed per execute: the
     /// proxy could not know where to send it, so the next execute is refused.
     pub long_data_refused: bool,
+    /// Under MariaDB's metadata caching, the fingerprint of the column
+    /// definitions the client holds (the last it received, from any shard).
+    metadata: Option<u64>,
 }
 
 /// A statement prepared on a shard's backend connection.
@@ -58,6 +61,10 @@ struct Placement {
     /// That backend has received `Prepared::types` (an execute without
     /// types may only go where the server already has them).
     types_sent: bool,
+    /// The fingerprint of the column definitions that backend last sent
+    /// for it, to the client or to the proxy (metadata caching: it leaves
+    /// them out of an execute while they have not changed since).
+    metadata: Option<u64>,
 }
 
 impl Prepared {
@@ -81,7 +88,37 @@ impl Prepared {
             id,
             epoch,
             types_sent: false,
+            metadata: None,
         });
+    }
+
+    /// The backend on `shard` sent column definitions with fingerprint
+    /// `metadata` to the proxy (a prepare the proxy made there).
+    pub fn metadata_sent(&mut self, shard: usize, epoch: u64, metadata: u64) {
+        if let Some(p) = self.live_mut(shard, epoch) {
+            p.metadata = Some(metadata);
+        }
+    }
+
+    /// The client received column definitions with fingerprint `metadata`
+    /// from the backend on `shard`.
+    pub fn metadata_received(&mut self, shard: usize, epoch: u64, metadata: u64) {
+        self.metadata = Some(metadata);
+        self.metadata_sent(shard, epoch, metadata);
+    }
+
+    /// Whether the column definitions the client holds may not be those
+    /// the backend on `shard` last sent: then an execute there must not
+    /// reach the client without them.
+    pub fn client_metadata_may_differ(&self, shard: usize, epoch: u64) -> bool {
+        self.live(shard, epoch)
+            .is_none_or(|p| p.metadata != self.metadata)
+    }
+
+    fn live_mut(&mut self, shard: usize, epoch: u64) -> Option<&mut Placement> {
+        self.on
+            .iter_mut()
+            .find(|p| p.shard == shard && p.epoch == epoch)
     }
 
     /// Whether `shard`'s backend has received the parameter types.
@@ -90,11 +127,7 @@ impl Prepared {
     }
 
     pub fn types_sent_to(&mut self, shard: usize, epoch: u64) {
-        if let Some(p) = self
-            .on
-            .iter_mut()
-            .find(|p| p.shard == shard && p.epoch == epoch)
-        {
+        if let Some(p) = self.live_mut(shard, epoch) {
             p.types_sent = true;
         }
     }
@@ -140,6 +173,7 @@ impl Statements {
                 types: None,
                 last_shard: None,
                 long_data_refused: false,
+                metadata: None,
             },
         );
         self.last_id
@@ -236,6 +270,29 @@ mod tests {
         s.get_mut(id).unwrap().place(2, 9, epoch);
         let removed = s.remove(id).unwrap();
         assert_eq!(removed.placements().collect::<Vec<_>>(), [(2, 9)]);
+    }
+
+    #[test]
+    fn client_metadata_follows_what_each_backend_sent() {
+        let mut s = Statements::default();
+        let id = s.add(b"SELECT * FROM t WHERE k = ?", StmtRoute::PerExecute);
+        let epoch = s.epoch(0);
+        let p = s.get_mut(id).unwrap();
+        // The client's prepare went to shard 0: both hold its definitions.
+        p.place(0, 5, epoch);
+        p.metadata_received(0, epoch, 11);
+        assert!(!p.client_metadata_may_differ(0, epoch));
+        // Not prepared on shard 1 yet: nothing is known there.
+        assert!(p.client_metadata_may_differ(1, epoch));
+        // The proxy prepares it on shard 1, which has the same columns.
+        p.place(1, 8, epoch);
+        p.metadata_sent(1, epoch, 11);
+        assert!(!p.client_metadata_may_differ(1, epoch));
+        // Shard 0's columns change and it sends them: the client holds the
+        // new ones, shard 1 sent the old ones last.
+        p.metadata_received(0, epoch, 12);
+        assert!(!p.client_metadata_may_differ(0, epoch));
+        assert!(p.client_metadata_may_differ(1, epoch));
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl Session {
                 let req = LoginRequest {
                     login,
                     client_caps: self.client.caps,
+                    client_mariadb_caps: self.client.mariadb_caps,
                     max_packet: self.client.max_packet,
                     charset: self.client.charset,
                     database: self.client.database.as_deref(),
@@ -158,6 +159,9 @@ impl Session {
                         let epoch = self.stmts.epoch(dispatch.shard);
                         if let Some(stmt) = dispatch.stmt.and_then(|s| self.stmts.get_mut(s)) {
                             stmt.place(dispatch.shard, backend_id, epoch);
+                            if let Some(metadata) = tracker.metadata() {
+                                stmt.metadata_sent(dispatch.shard, epoch, metadata);
+                            }
                         }
                         if let Some(id) = dispatch.stmt {
                             self.cache_statement(ctx, id, backend_id);
@@ -242,6 +246,7 @@ impl Session {
                 let req = LoginRequest {
                     login: new_login,
                     client_caps: self.client.caps,
+                    client_mariadb_caps: self.client.mariadb_caps,
                     max_packet: self.client.max_packet,
                     charset: self.client.charset,
                     database: None,
@@ -293,6 +298,7 @@ impl Session {
             request,
             record,
             prepared,
+            statement,
         } = &mut self.phase
         else {
             return;
@@ -337,17 +343,28 @@ impl Session {
         let scan = match tracker.scan(unscanned) {
             Ok(scan) => scan,
             Err(e) => {
-                let seq = tracker.next_seq();
+                let seq = tracker.err_seq();
                 let failure = BackendFailure::Protocol(e.to_string());
                 self.backend_failed(ctx, failure, seq);
                 return;
             }
         };
-        self.out_ready += scan.forwardable;
+        let discarded = tracker.discarded();
+        if discarded.is_some() {
+            self.front_out.remove(self.out_ready, scan.forwardable);
+        } else {
+            self.out_ready += scan.forwardable;
+        }
         match scan.state {
             ReplyState::InProgress => {}
             ReplyState::Done { status } => {
                 self.last_status = status;
+                if let (Some(metadata), Some(id)) = (tracker.metadata(), *statement) {
+                    let epoch = self.stmts.epoch(self.active);
+                    if let Some(stmt) = self.stmts.get_mut(id) {
+                        stmt.metadata_received(self.active, epoch, metadata);
+                    }
+                }
                 // The server's status says where the transaction is: this
                 // covers BEGIN sent along, autocommit=0 and implicit commits.
                 if status & status::SERVER_STATUS_IN_TRANS != 0 {
@@ -390,10 +407,12 @@ impl Session {
                     // the server's fault, told at the next command.
                     self.front_out.truncate(self.out_ready);
                     self.phase = Phase::Idle;
+                    self.refuse_discarded(ctx, discarded);
                     let failure = BackendFailure::Protocol("bytes after the end of a reply".into());
                     self.fail_backend_in_phase(ctx, failure);
                 } else {
                     self.phase = Phase::Idle;
+                    self.refuse_discarded(ctx, discarded);
                 }
             }
             ReplyState::LocalInfile => {
@@ -414,6 +433,24 @@ impl Session {
         }
     }
 
+    /// An execute's result came without the column definitions and the
+    /// client may hold others (metadata caching): it was dropped, and the
+    /// client is told to prepare the statement again, which gives it the
+    /// definitions of the shard it is prepared on.
+    fn refuse_discarded(&mut self, ctx: &Ctx<'_>, discarded: Option<u8>) {
+        let Some(seq) = discarded else {
+            return;
+        };
+        let target = ctx.shared.shard_addr(self.active);
+        let message = format!(
+            "dbrouter: {target} sent this statement's result without column definitions, \
+             and the client holds others (were its tables changed on some shards only?); \
+             prepare the statement again"
+        );
+        log::info!("session {}: {message}", self.key);
+        self.send_err(seq, ErrorCode::ER_NEED_REPREPARE, &message);
+    }
+
     /// The backend failed; tell the client in whatever way the phase allows.
     pub(super) fn fail_backend_in_phase(&mut self, ctx: &mut Ctx<'_>, failure: BackendFailure) {
         match &self.phase {
@@ -425,7 +462,7 @@ impl Session {
                 reply: Some(tracker),
                 ..
             } => {
-                let seq = tracker.next_seq();
+                let seq = tracker.err_seq();
                 self.backend_failed(ctx, failure, seq)
             }
             Phase::Relay { reply: None, .. } | Phase::Infile(_) => {

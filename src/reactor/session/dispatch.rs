@@ -247,6 +247,9 @@ impl Session {
             self.phase = Phase::Prelude(dispatch, Prelude::Simple);
             return;
         }
+        // Metadata caching: whether an execute's result may not reach the
+        // client without its column definitions.
+        let mut metadata_may_differ = false;
         if let Some(id) = dispatch.stmt {
             let epoch = self.stmts.epoch(dispatch.shard);
             let Some(stmt) = self.stmts.get_mut(id) else {
@@ -275,13 +278,14 @@ impl Session {
                     self.backend_failed(ctx, e, 1);
                     return;
                 }
-                let tracker = ReplyTracker::new(Expect::Prepare, back.caps);
+                let tracker = self.client.tracker(Expect::Prepare, false);
                 let at = ctx.now + ctx.shared.config.connect_timeout();
                 self.arm_deadline(ctx, at);
                 self.phase = Phase::Prelude(dispatch, Prelude::Prepare { tracker, id: None });
                 return;
             };
             let packet = self.in_ready..self.in_ready + dispatch.total;
+            metadata_may_differ = stmt.client_metadata_may_differ(dispatch.shard, epoch);
             if let Some(types_sent) = dispatch.execute_types {
                 stmt.last_shard = Some(dispatch.shard);
                 let needs_types =
@@ -310,10 +314,11 @@ impl Session {
                         return;
                     }
                     self.phase = Phase::Relay {
-                        reply: Some(ReplyTracker::new(Expect::Execute, self.client.caps)),
+                        reply: Some(self.client.tracker(Expect::Execute, metadata_may_differ)),
                         request: None,
                         record: Vec::new(),
                         prepared: None,
+                        statement: Some(id),
                     };
                     return;
                 }
@@ -341,29 +346,32 @@ impl Session {
             self.phase = Phase::Relay {
                 reply: dispatch
                     .expect
-                    .map(|e| ReplyTracker::new(e, self.client.caps)),
+                    .map(|e| self.client.tracker(e, metadata_may_differ)),
                 request: Some(PacketRelay::new(0, max)),
                 record,
                 prepared: dispatch.prepare,
+                statement: dispatch.stmt.or(dispatch.prepare),
             };
             return;
         }
         if dispatch.reads_counters && self.send_with_counters(&dispatch) {
             self.phase = Phase::Relay {
-                reply: Some(ReplyTracker::new(Expect::Query, self.client.caps)),
+                reply: Some(self.client.tracker(Expect::Query, false)),
                 request: None,
                 record,
                 prepared: None,
+                statement: None,
             };
             return;
         }
         self.in_ready += dispatch.total;
         self.phase = match dispatch.expect {
             Some(expect) => Phase::Relay {
-                reply: Some(ReplyTracker::new(expect, self.client.caps)),
+                reply: Some(self.client.tracker(expect, metadata_may_differ)),
                 request: None,
                 record,
                 prepared: dispatch.prepare,
+                statement: dispatch.stmt.or(dispatch.prepare),
             },
             None => Phase::Idle,
         };

@@ -94,6 +94,7 @@ impl Session {
         };
         self.client = Client {
             caps: response.capabilities & ctx.shared.advertised_caps,
+            mariadb_caps: response.mariadb_capabilities & ctx.shared.advertised_mariadb_caps,
             charset: response.charset,
             max_packet: response.max_packet,
             user: response.username.to_vec(),

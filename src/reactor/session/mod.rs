@@ -48,6 +48,7 @@ use mio::{Interest, Registry};
 use crate::control::{AuthOutcome, BackendLogin};
 use crate::protocol::auth::{Scramble, NATIVE_PASSWORD};
 use crate::protocol::command::{ChangeUser, Command, CommandError};
+use crate::protocol::consts::mariadb::MARIADB_CLIENT_CACHE_METADATA;
 use crate::protocol::consts::{caps, com, status};
 use crate::protocol::frame::{self, InfileRelay, PacketRelay, HEADER_LEN, MAX_FRAME_PAYLOAD};
 use crate::protocol::handshake::{is_ssl_request, AuthSwitchRequest, Greeting, HandshakeResponse};
@@ -101,11 +102,27 @@ pub enum Liveness {
 struct Client {
     /// The capabilities agreed on: what the client asked ∩ what we offered.
     caps: u32,
+    /// The MariaDB extended capabilities agreed on, the same way.
+    mariadb_caps: u32,
     charset: u8,
     max_packet: u32,
     user: Vec<u8>,
     database: Option<Vec<u8>>,
     attributes: Option<Vec<u8>>,
+}
+
+impl Client {
+    /// A tracker for the reply to one of this client's commands, read as
+    /// the client negotiated the protocol. `metadata_may_differ`: see
+    /// `ReplyTracker::caching_metadata`.
+    fn tracker(&self, expect: Expect, metadata_may_differ: bool) -> ReplyTracker {
+        let tracker = ReplyTracker::new(expect, self.caps);
+        if self.mariadb_caps & MARIADB_CLIENT_CACHE_METADATA != 0 {
+            tracker.caching_metadata(metadata_may_differ)
+        } else {
+            tracker
+        }
+    }
 }
 
 /// Where the session's transaction is.
@@ -147,6 +164,9 @@ enum Phase {
         record: Vec<Vec<u8>>,
         /// COM_STMT_PREPARE: the client id its OK's id is rewritten to.
         prepared: Option<u32>,
+        /// COM_STMT_PREPARE or COM_STMT_EXECUTE: the client id of the
+        /// statement whose column definitions the reply may carry.
+        statement: Option<u32>,
     },
     /// LOAD DATA LOCAL INFILE: the client's file goes to the backend.
     Infile(InfileRelay),
@@ -272,6 +292,7 @@ impl Session {
             connection_id,
             scramble,
             capabilities: ctx.shared.advertised_caps,
+            mariadb_capabilities: ctx.shared.advertised_mariadb_caps,
             charset: ctx.shared.server_charset,
             status: status::SERVER_STATUS_AUTOCOMMIT,
             auth_plugin: NATIVE_PASSWORD,
@@ -518,13 +539,16 @@ impl Session {
                     Ok(scan) => {
                         self.in_ready += scan.forwardable;
                         if scan.done {
-                            let tracker = ReplyTracker::new(Expect::InfileResult, self.client.caps)
+                            let tracker = self
+                                .client
+                                .tracker(Expect::InfileResult, false)
                                 .starting_at(relay.next_seq());
                             self.phase = Phase::Relay {
                                 reply: Some(tracker),
                                 request: None,
                                 record: Vec::new(),
                                 prepared: None,
+                                statement: None,
                             };
                         }
                         scan.forwardable > 0 || scan.done

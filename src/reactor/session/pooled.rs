@@ -16,6 +16,7 @@ impl Session {
                 database: self.client.database.clone(),
                 charset: self.client.charset,
                 caps: self.client.caps,
+                mariadb_caps: self.client.mariadb_caps,
             })
         });
     }
