@@ -183,10 +183,31 @@ fn run(config: Config) -> Result<(), String> {
     // MariaDB's metadata caching only in session mode: there a backend
     // statement serves one client, while a pool shares it between clients
     // and the server tells only the first of them that its columns changed.
-    let advertised_mariadb_caps = match config.proxy.pool_mode {
+    let mut advertised_mariadb_caps = match config.proxy.pool_mode {
         PoolMode::Session => backend_mariadb_caps & mariadb::PROXY_SUPPORTED,
         PoolMode::Transaction => 0,
     };
+    // It shapes replies, so every shard must offer it (a shard that does
+    // not greet now cannot be counted on). Read only when there is
+    // something to offer.
+    for other in topology.shards.shards() {
+        if advertised_mariadb_caps == 0 {
+            break;
+        }
+        if other.master == shard.addr {
+            continue;
+        }
+        advertised_mariadb_caps &=
+            control::greeting::read_server_greeting(other.master, GREETING_TIMEOUT)
+                .map_or(0, |f| f.mariadb_capabilities);
+        if advertised_mariadb_caps == 0 {
+            log::info!(
+                "shard {} ({}) does not offer MariaDB's metadata caching: not offered to clients",
+                other.id.0,
+                other.master
+            );
+        }
+    }
     let mut advertised_caps = backend_caps & caps::PROXY_SUPPORTED;
     if advertised_mariadb_caps == 0 {
         advertised_caps |= caps::CLIENT_MYSQL;

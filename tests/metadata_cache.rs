@@ -7,12 +7,14 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
 
 use common::*;
 use dbrouter::protocol::consts::caps::CLIENT_MYSQL;
 use dbrouter::protocol::consts::mariadb::MARIADB_CLIENT_CACHE_METADATA;
+use dbrouter::protocol::frame::write_packet;
 use dbrouter::protocol::handshake::Greeting;
 use mysql::prelude::*;
 use mysql::{Conn, Row, Value};
@@ -116,12 +118,8 @@ fn transaction_mode_does_not_offer_it() {
     }
 }
 
-/// Two shards; `t` is sharded on `k`.
-fn two_shards() -> (Vec<MariaDb>, Dbrouter, [i64; 2]) {
-    let shards: Vec<MariaDb> = (0..2).map(|_| MariaDb::start()).collect();
-    for db in &shards {
-        db.sql("CREATE TABLE app.t (k BIGINT PRIMARY KEY, v VARCHAR(10))");
-    }
+/// A proxy config for shards at `addrs` (0 designated); `t` is sharded on `k`.
+fn sharded_config(addrs: &[SocketAddr]) -> String {
     let mut toml = format!(
         "[proxy]\nlisten = \"127.0.0.1:{}\"\nreactors = 1\n\n\
          [backend_users]\nadmin_user = \"{ADMIN_USER}\"\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n\
@@ -129,13 +127,66 @@ fn two_shards() -> (Vec<MariaDb>, Dbrouter, [i64; 2]) {
          [[table]]\nname = \"t\"\nkey = \"k\"\nkey_type = \"int\"\n",
         free_port()
     );
-    for (i, db) in shards.iter().enumerate() {
-        toml.push_str(&format!(
-            "\n[[shard]]\nid = {i}\nmaster = \"{}\"\n",
-            db.addr()
-        ));
+    for (i, addr) in addrs.iter().enumerate() {
+        toml.push_str(&format!("\n[[shard]]\nid = {i}\nmaster = \"{addr}\"\n"));
     }
-    let proxy = Dbrouter::start(&toml);
+    toml
+}
+
+/// A stand-in for a shard that only greets: each connection gets
+/// `greeting` (or nothing) and is closed.
+fn greeter(greeting: Option<Vec<u8>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            if let Some(g) = &greeting {
+                let _ = s.write_all(g);
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn offered_only_when_every_shard_offers_it() {
+    let db = MariaDb::start();
+    // A MySQL-style greeting: bit 0 set, no extended capabilities.
+    let mut mysql = Vec::new();
+    let mut payload = Vec::new();
+    Greeting {
+        server_version: b"8.0.40",
+        connection_id: 1,
+        scramble: *b"abcdefghijklmnopqrst",
+        capabilities: 0xffff_f7ff,
+        mariadb_capabilities: 0,
+        charset: 45,
+        status: 2,
+        auth_plugin: b"mysql_native_password",
+    }
+    .write(&mut payload);
+    write_packet(&mut mysql, 0, &payload);
+    for other in [greeter(Some(mysql)), greeter(None)] {
+        let proxy = Dbrouter::start(&sharded_config(&[db.addr(), other]));
+        let (caps, ours) = greeting_caps(proxy.port());
+        assert_eq!((caps & CLIENT_MYSQL, ours), (CLIENT_MYSQL, 0));
+        // Clients of the real shard work as ever.
+        let mut c = proxy.target().conn();
+        let got: Option<i64> = c.exec_first("SELECT ? + 1", (41,)).unwrap();
+        assert_eq!(got, Some(42));
+    }
+}
+
+/// Two shards; `t` is sharded on `k`.
+fn two_shards() -> (Vec<MariaDb>, Dbrouter, [i64; 2]) {
+    let shards: Vec<MariaDb> = (0..2).map(|_| MariaDb::start()).collect();
+    for db in &shards {
+        db.sql("CREATE TABLE app.t (k BIGINT PRIMARY KEY, v VARCHAR(10))");
+    }
+    let addrs: Vec<SocketAddr> = shards.iter().map(MariaDb::addr).collect();
+    let proxy = Dbrouter::start(&sharded_config(&addrs));
+    let (_, offered) = greeting_caps(proxy.port());
+    assert_eq!(offered, MARIADB_CLIENT_CACHE_METADATA);
     // A key on each shard, found by writing through the proxy and looking.
     let mut keys = [None, None];
     let mut c = proxy.target().conn();
