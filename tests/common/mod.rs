@@ -341,6 +341,10 @@ impl MariaDb {
             .open(&log_path)
             .map_err(|e| format!("open {}: {e}", log_path.display()))?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        // Its own directory for on-disk temporary tables (information_schema
+        // reads make them), away from every other process's /tmp files.
+        let tmpdir = dir.join("tmp");
+        std::fs::create_dir_all(&tmpdir).map_err(|e| format!("{}: {e}", tmpdir.display()))?;
         let mut cmd = Command::new("mariadbd");
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", datadir.display()))
@@ -348,6 +352,7 @@ impl MariaDb {
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", datadir.join("sock").display()))
             .arg(format!("--pid-file={}", datadir.join("pid").display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .arg("--user=root")
             .arg("--max-allowed-packet=64M")
             .arg("--skip-name-resolve")
@@ -531,6 +536,18 @@ impl MariaDb {
 impl Drop for MariaDb {
     fn drop(&mut self) {
         self.stop();
+        // A failing test shows how its server ended (a crash, a refusal).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "--- mariadbd on port {} (pid {}), last lines of its log:\n{}",
+                self.port,
+                self.pid,
+                tail.join("\n")
+            );
+        }
     }
 }
 
