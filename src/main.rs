@@ -187,26 +187,16 @@ fn run(config: Config) -> Result<(), String> {
         PoolMode::Session => backend_mariadb_caps & mariadb::PROXY_SUPPORTED,
         PoolMode::Transaction => 0,
     };
-    // It shapes replies, so every shard must offer it (a shard that does
-    // not greet now cannot be counted on). Read only when there is
-    // something to offer.
-    for other in topology.shards.shards() {
-        if advertised_mariadb_caps == 0 {
-            break;
-        }
-        if other.master == shard.addr {
-            continue;
-        }
-        advertised_mariadb_caps &=
-            control::greeting::read_server_greeting(other.master, GREETING_TIMEOUT)
-                .map_or(0, |f| f.mariadb_capabilities);
-        if advertised_mariadb_caps == 0 {
-            log::info!(
-                "shard {} ({}) does not offer MariaDB's metadata caching: not offered to clients",
-                other.id.0,
-                other.master
-            );
-        }
+    // It shapes replies, so every shard must offer it too.
+    if advertised_mariadb_caps != 0 {
+        let others = topology
+            .shards
+            .shards()
+            .iter()
+            .map(|s| s.master)
+            .filter(|&addr| addr != shard.addr);
+        advertised_mariadb_caps =
+            control::greeting::offered_by_all(advertised_mariadb_caps, others, GREETING_TIMEOUT);
     }
     let mut advertised_caps = backend_caps & caps::PROXY_SUPPORTED;
     if advertised_mariadb_caps == 0 {

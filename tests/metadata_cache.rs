@@ -14,7 +14,7 @@ use std::thread;
 use common::*;
 use dbrouter::protocol::consts::caps::CLIENT_MYSQL;
 use dbrouter::protocol::consts::mariadb::MARIADB_CLIENT_CACHE_METADATA;
-use dbrouter::protocol::frame::write_packet;
+use dbrouter::protocol::frame::{parse_header, write_packet};
 use dbrouter::protocol::handshake::Greeting;
 use mysql::prelude::*;
 use mysql::{Conn, Row, Value};
@@ -24,8 +24,7 @@ fn greeting_caps(port: u16) -> (u32, u32) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut header = [0u8; 4];
     s.read_exact(&mut header).unwrap();
-    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-    let mut payload = vec![0u8; len];
+    let mut payload = vec![0u8; parse_header(&header).unwrap().len];
     s.read_exact(&mut payload).unwrap();
     let g = Greeting::parse(&payload).unwrap();
     (g.capabilities, g.mariadb_capabilities)

@@ -77,6 +77,31 @@ fn try_read_greeting(backend: SocketAddr, timeout: Duration) -> Result<ServerFac
     })
 }
 
+/// Which of the MariaDB extended capabilities `wanted` every server in
+/// `backends` offers, reading their greetings one at a time until none is
+/// left. A server that does not greet in time cannot be counted on: it
+/// offers nothing.
+pub fn offered_by_all(
+    mut wanted: u32,
+    backends: impl IntoIterator<Item = SocketAddr>,
+    timeout: Duration,
+) -> u32 {
+    for backend in backends {
+        if wanted == 0 {
+            break;
+        }
+        let offered = read_server_greeting(backend, timeout).map_or(0, |f| f.mariadb_capabilities);
+        if wanted & !offered != 0 {
+            log::info!(
+                "{backend} lacks MariaDB extended capabilities {:#x}: not offered to clients",
+                wanted & !offered
+            );
+        }
+        wanted &= offered;
+    }
+    wanted
+}
+
 /// Fills `buf`, giving every read only the time left before `deadline`, so a
 /// backend that sends a byte at a time cannot stretch the wait.
 fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), String> {
@@ -119,12 +144,21 @@ mod tests {
     }
 
     fn greeting_packet(version: &[u8], capabilities: u32, charset: u8) -> Vec<u8> {
+        mariadb_greeting_packet(version, capabilities, 0, charset)
+    }
+
+    fn mariadb_greeting_packet(
+        version: &[u8],
+        capabilities: u32,
+        mariadb_capabilities: u32,
+        charset: u8,
+    ) -> Vec<u8> {
         let greeting = Greeting {
             server_version: version,
             connection_id: 7,
             scramble: *b"abcdefghijklmnopqrst",
             capabilities,
-            mariadb_capabilities: 0,
+            mariadb_capabilities,
             charset,
             status: 2,
             auth_plugin: b"mysql_native_password",
@@ -152,6 +186,29 @@ mod tests {
                 charset: 45,
             }
         );
+    }
+
+    #[test]
+    fn extended_capabilities_count_only_when_every_server_offers_them() {
+        let mariadb = || {
+            let caps = PROXY_SUPPORTED & !CLIENT_MYSQL;
+            serve(mariadb_greeting_packet(
+                b"5.5.5-10.11.6-MariaDB",
+                caps,
+                0x1d,
+                45,
+            ))
+        };
+        let mysql = serve(greeting_packet(b"8.0.40", PROXY_SUPPORTED, 45));
+        // A port nobody listens on any more.
+        let gone = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert_eq!(offered_by_all(0x10, [mariadb(), mariadb()], TIMEOUT), 0x10);
+        assert_eq!(offered_by_all(0x10, [mariadb(), mysql], TIMEOUT), 0);
+        assert_eq!(offered_by_all(0x10, [gone, mariadb()], TIMEOUT), 0);
+        assert_eq!(offered_by_all(0x10, [], TIMEOUT), 0x10);
     }
 
     #[test]
