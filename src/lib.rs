@@ -8,6 +8,8 @@
 //!   and benchmarked alone.
 //! - [`reactor`]: the per-core mio event loops that own client sessions and
 //!   backend connections.
+//! - [`route`]: which shard a statement goes to: the shard-key scanner, key
+//!   -> bucket -> shard, the topology snapshot. Sans-IO, like `protocol`.
 //! - [`control`]: the control plane: who may log in, the backends' accounts.
 //! - [`admin`]: the admin plane's HTTP listener (`/metrics`), on its own
 //!   thread.

@@ -5,6 +5,7 @@
 //! number of buckets; a table of bucket ranges names the shard. A statement
 //! the scanner cannot route with certainty is refused, never guessed.
 
+pub mod ascii;
 pub mod hash;
 pub mod key;
 pub mod params;

@@ -53,6 +53,7 @@ use std::ops::Range;
 use smallvec::SmallVec;
 
 use self::lexer::{unescape, Kw, Lexer, Tok, Token};
+use super::ascii::contains_ci;
 use super::schema::{KeyType, Schema, TableRule};
 use super::value::KeyValue;
 
@@ -663,14 +664,6 @@ fn introducer(word: &[u8]) -> Option<bool> {
         }
     }
     None
-}
-
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && hay.len() >= needle.len()
-        && hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 impl<'a> Parser<'a> {

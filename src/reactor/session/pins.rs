@@ -10,7 +10,8 @@
 
 use smallvec::SmallVec;
 
-use super::words::{contains_ci, Word, Words};
+use super::words::{Word, Words};
+use crate::route::ascii::contains_ci;
 
 /// Why a client keeps its backend connection between statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

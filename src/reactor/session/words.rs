@@ -3,26 +3,6 @@
 //! `/*M! ... */` read as code). Enough to spot the words that change
 //! session state (`pins.rs`) or read it (`counters.rs`), never a parser.
 
-pub(super) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.len() == 1 {
-        return memchr::memchr(needle[0], hay).is_some();
-    }
-    let first = needle[0];
-    let upper = first.to_ascii_uppercase();
-    let mut at = 0;
-    while let Some(i) = memchr::memchr2(first, upper, &hay[at..]) {
-        let start = at + i;
-        if hay
-            .get(start..start + needle.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
-        {
-            return true;
-        }
-        at = start + 1;
-    }
-    false
-}
-
 pub(super) enum Word<'a> {
     Name(&'a [u8]),
     UserVariable,
