@@ -139,7 +139,8 @@ pub struct Backend {
     /// COM_CHANGE_USER must answer.
     scramble: [u8; 20],
     server_caps: u32,
-    /// Capabilities used on this connection (client's, as agreed).
+    /// Capabilities sent at login, as on the wire (the client's, as agreed;
+    /// bit 0 clear when MariaDB's extended capabilities were sent too).
     pub caps: u32,
     /// How many of the session's replayed statements this connection has
     /// run (see `Session::replay`).
@@ -525,7 +526,6 @@ impl Backend {
         } else {
             capabilities &= !caps::CLIENT_CONNECT_ATTRS;
         }
-        self.caps = capabilities;
         let auth = req.login.credential.scramble_response(&greeting.scramble);
         let response = HandshakeResponse {
             // Bit 0 is cleared on the wire when these are given.
@@ -540,6 +540,7 @@ impl Backend {
             attributes: (capabilities & caps::CLIENT_CONNECT_ATTRS != 0)
                 .then_some(attributes.as_slice()),
         };
+        self.caps = response.wire_capabilities();
         let mut payload = Vec::with_capacity(256);
         response.write(&mut payload);
         if let Err(e) = self.send(1, &payload) {
