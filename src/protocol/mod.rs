@@ -15,10 +15,12 @@
 //!   its end.
 //! - [`packet`]: OK, ERR and EOF packets, and the error codes the proxy sends.
 //!
-//! The protocol pages each parser follows are linked from its module. The
-//! proxy always negotiates bit 0 (`CLIENT_MYSQL` to MariaDB) and never
-//! MariaDB's extended capabilities, so everything here is plain MySQL
-//! protocol 4.1.
+//! The protocol pages each parser follows are linked from its module.
+//! Everything here is MySQL protocol 4.1, plus the one MariaDB extended
+//! capability the proxy may offer: metadata caching (the handshake carries
+//! the extended capabilities, the reply tracker reads the column count's
+//! flag byte; see `consts::mariadb`). Without it the proxy keeps bit 0
+//! (`CLIENT_MYSQL` to MariaDB) set.
 
 pub mod auth;
 pub mod command;

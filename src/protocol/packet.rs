@@ -61,12 +61,12 @@ impl ErrorCode {
     pub const ER_UNKNOWN_STMT_HANDLER: ErrorCode = ec(1243, "HY000");
     /// Client does not support the authentication protocol requested.
     pub const ER_NOT_SUPPORTED_AUTH_MODE: ErrorCode = ec(1251, "08004");
-    /// A prepared statement must be prepared again (its tables changed).
-    pub const ER_NEED_REPREPARE: ErrorCode = ec(1615, "HY000");
     /// The server is running with an option that prevents this statement.
     pub const ER_OPTION_PREVENTS_STATEMENT: ErrorCode = ec(1290, "HY000");
     /// Query execution was interrupted.
     pub const ER_QUERY_INTERRUPTED: ErrorCode = ec(1317, "70100");
+    /// A prepared statement must be prepared again (its tables changed).
+    pub const ER_NEED_REPREPARE: ErrorCode = ec(1615, "HY000");
     /// MariaDB: connection was killed.
     pub const ER_CONNECTION_KILLED: ErrorCode = ec(1927, "70100");
     /// Client error: can't connect to the server.

@@ -162,7 +162,8 @@ enum Phase {
         request: Option<PacketRelay>,
         /// The command's session statements (see `Dispatch::record`).
         record: Vec<Vec<u8>>,
-        /// COM_STMT_PREPARE: the client id its OK's id is rewritten to.
+        /// COM_STMT_PREPARE: the client id its OK's id is rewritten to;
+        /// taken once it is (`statement` keeps the id for the reply's end).
         prepared: Option<u32>,
         /// COM_STMT_PREPARE or COM_STMT_EXECUTE: the client id of the
         /// statement whose column definitions the reply may carry.
