@@ -253,16 +253,8 @@ fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.proxy.listen))?;
     let wakers: Vec<_> = reactors.iter().map(|r| r.waker.clone()).collect();
 
-    let stop_control = Arc::new(AtomicBool::new(false));
     let refresher = config.backend_users.clone().map(|b| {
-        control::accounts::spawn_refresher(
-            b,
-            shard.addr,
-            users.clone(),
-            refresh_rx,
-            wakers.clone(),
-            stop_control.clone(),
-        )
+        control::accounts::spawn_refresher(b, shard.addr, users.clone(), refresh_rx, wakers.clone())
     });
     log::info!(
         "dbrouter listening on {} with {reactor_count} reactors, {} shards, designated {shard}",
@@ -289,9 +281,8 @@ fn run(config: Config) -> Result<(), String> {
     for r in reactors {
         let _ = r.thread.join();
     }
-    stop_control.store(true, Ordering::Release);
-    if let Some(t) = refresher {
-        let _ = t.join();
+    if let Some(refresher) = refresher {
+        refresher.stop();
     }
     // Scrapes are answered while the reactors drain; now it stops too.
     if let Some(admin) = admin {

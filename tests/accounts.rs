@@ -5,9 +5,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -19,7 +17,7 @@ use common::{MariaDb, ADMIN_PASSWORD, ADMIN_USER};
 use dbrouter::config::{BackendUsersConfig, Config};
 use dbrouter::control::accounts::{
     initial_directory, read_accounts, spawn_refresher, AccountsError, RefreshRequest,
-    ACCOUNTS_TIMEOUT,
+    RefresherHandle, ACCOUNTS_TIMEOUT,
 };
 use dbrouter::control::users::BackendAccount;
 use dbrouter::control::{AuthOutcome, BackendLogin, UserDirectory};
@@ -78,14 +76,13 @@ fn backend_login_works(db: &MariaDb, login: &BackendLogin) -> Result<(), String>
 }
 
 /// A refresher on its own thread with the reactor side of it: the request
-/// channel, one waker and the stop flag.
+/// channel, one waker and the handle that stops it.
 struct Refresher {
     directory: Arc<ArcSwap<UserDirectory>>,
     requests: Sender<RefreshRequest>,
     poll: Poll,
     events: Events,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    handle: Option<RefresherHandle>,
 }
 
 impl Refresher {
@@ -94,22 +91,19 @@ impl Refresher {
         let (requests, receiver) = crossbeam_channel::bounded(1);
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = spawn_refresher(
+        let handle = spawn_refresher(
             config,
             backend,
             Arc::clone(&directory),
             receiver,
             vec![waker],
-            Arc::clone(&stop),
         );
         Refresher {
             directory,
             requests,
             poll,
             events: Events::with_capacity(4),
-            stop,
-            thread: Some(thread),
+            handle: Some(handle),
         }
     }
 
@@ -144,15 +138,14 @@ impl Refresher {
     /// Stops the thread; returns how long that took.
     fn stop(&mut self) -> Duration {
         let started = Instant::now();
-        self.stop.store(true, Ordering::Release);
-        self.thread.take().unwrap().join().unwrap();
+        self.handle.take().unwrap().stop();
         started.elapsed()
     }
 }
 
 impl Drop for Refresher {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if self.handle.is_some() {
             self.stop();
         }
     }

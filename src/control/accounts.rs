@@ -25,13 +25,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{debug, info, warn};
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, Row, Value};
@@ -44,9 +43,6 @@ use crate::protocol::auth::PasswordHash;
 /// finish within this time, so that a dead or hung backend delays a refresh by
 /// seconds, never more.
 pub const ACCOUNTS_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The refresher looks at its stop flag at least this often.
-pub const STOP_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `mysql.user` is a table on MySQL and a view over `mysql.global_priv` on
 /// MariaDB 10.4 and later; these four columns exist in both.
@@ -247,7 +243,9 @@ pub struct AccountsRefresher {
     directory: Arc<ArcSwap<UserDirectory>>,
     requests: Receiver<RefreshRequest>,
     wakers: Vec<Arc<mio::Waker>>,
-    stop: Arc<AtomicBool>,
+    /// Never sent on: its sender is dropped to stop the thread, which wakes
+    /// a thread asleep in `select!` at once (no polling of a stop flag).
+    stop: Receiver<()>,
     schedule: RefreshSchedule,
     /// What the last successful read returned, to tell "nothing changed".
     last_accounts: Option<Vec<BackendAccount>>,
@@ -266,8 +264,10 @@ pub struct AccountsRefresher {
 /// [`UserDirectory::read_started`] tells which requests it answers.
 ///
 /// The thread is the only writer of `directory` once started (it uses `rcu`
-/// all the same). It stops within [`STOP_POLL_INTERVAL`] of `stop` being set,
-/// or, when a read is under way, once that read ends (within a few
+/// all the same). Between reads it sleeps until the next one is due or a
+/// request or the stop comes: an idle proxy's refresher wakes once per
+/// `refresh_interval`. [`RefresherHandle::stop`] stops it at once, or, when a
+/// read is under way, once that read ends (within a few
 /// [`ACCOUNTS_TIMEOUT`]s).
 pub fn spawn_refresher(
     config: BackendUsersConfig,
@@ -275,8 +275,8 @@ pub fn spawn_refresher(
     directory: Arc<ArcSwap<UserDirectory>>,
     requests: Receiver<RefreshRequest>,
     wakers: Vec<Arc<mio::Waker>>,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+) -> RefresherHandle {
+    let (stop_sender, stop) = crossbeam_channel::bounded(0);
     let schedule = RefreshSchedule::new(
         Duration::from_millis(config.refresh_interval_ms),
         Duration::from_millis(config.min_refresh_interval_ms),
@@ -294,40 +294,60 @@ pub fn spawn_refresher(
         last_accounts: None,
         failing: false,
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("dbrouter-accounts".into())
         .spawn(move || refresher.run())
-        .expect("the OS refused to start the dbrouter-accounts thread")
+        .expect("the OS refused to start the dbrouter-accounts thread");
+    RefresherHandle {
+        stop: stop_sender,
+        thread,
+    }
+}
+
+/// The running refresher thread, as seen from whoever stops it.
+pub struct RefresherHandle {
+    /// Dropped to stop the thread (nothing is ever sent on it).
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl RefresherHandle {
+    /// Stops the thread and waits for it to end (see [`spawn_refresher`]).
+    pub fn stop(self) {
+        drop(self.stop);
+        if self.thread.join().is_err() {
+            warn!("dbrouter-accounts ended with a panic");
+        }
+    }
 }
 
 impl AccountsRefresher {
     fn run(mut self) {
-        let mut senders_gone = false;
-        while !self.stop.load(Ordering::Acquire) {
+        let stop = self.stop.clone();
+        let mut requests = self.requests.clone();
+        // A stop that came during a read is seen before the next read.
+        while stop.try_recv() != Err(TryRecvError::Disconnected) {
             let now = Instant::now();
             if self.schedule.is_due(now) {
                 self.schedule.read_started(now);
                 self.refresh(now);
                 continue;
             }
-            let wait = self
-                .schedule
-                .next_read()
-                .saturating_duration_since(now)
-                .min(STOP_POLL_INTERVAL);
-            if senders_gone {
-                std::thread::sleep(wait);
-                continue;
-            }
-            match self.requests.recv_timeout(wait) {
-                Ok(RefreshRequest) => {
-                    // Everything queued now was sent before the read that will
-                    // serve it starts.
-                    while self.requests.try_recv().is_ok() {}
-                    self.schedule.request();
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => senders_gone = true,
+            let wait = self.schedule.next_read().saturating_duration_since(now);
+            crossbeam_channel::select! {
+                recv(requests) -> request => match request {
+                    Ok(RefreshRequest) => {
+                        // Everything queued now was sent before the read that
+                        // will serve it starts.
+                        while requests.try_recv().is_ok() {}
+                        self.schedule.request();
+                    }
+                    // No reactor is left to ask: only the schedule and the
+                    // stop can wake the thread now.
+                    Err(_) => requests = crossbeam_channel::never(),
+                },
+                recv(stop) -> _ => break,
+                default(wait) => {}
             }
         }
         debug!("dbrouter-accounts stops");
