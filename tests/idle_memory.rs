@@ -1,6 +1,7 @@
 //! Idle clients cost little memory (issue 4: at most 16 KiB resident per idle
 //! connection): a session waiting for its client's next command holds no
-//! buffer storage, however much of its buffers its last command used.
+//! buffer storage, however much of its buffers its last command used; nor
+//! does one waiting for its backend's reply.
 //! `perf/idle_connections.sh` measures the figure at 10,000 connections.
 
 mod common;
@@ -57,4 +58,59 @@ fn idle_sessions_give_their_buffers_back() {
     for conn in &mut idle {
         big_command(conn);
     }
+}
+
+/// Regression: a session kept the block its command came in (64 KiB, each
+/// page touched by a big command) until the reply's last byte, so clients
+/// waiting for slow statements cost a whole buffer each though the command
+/// had long gone to the backend. Now every buffer gives its storage back as
+/// soon as it is empty, as HAProxy's channels do.
+#[test]
+fn sessions_waiting_for_their_backend_hold_no_buffer() {
+    let db = MariaDb::start_with(&["--max-connections=400"]);
+    let proxy = proxy_for(&db);
+    let pid = proxy.pid();
+    let literal = "x".repeat(LITERAL);
+    // The command fills most of `front_in`; the reply comes SLEEP_S later.
+    const SLEEP_S: u64 = 3;
+    let query = format!("SELECT SLEEP({SLEEP_S}), '{literal}'");
+
+    let mut conns: Vec<mysql::Conn> = (0..CLIENTS)
+        .map(|_| connect(proxy.port(), APP_USER, APP_PASSWORD, Some(APP_DB)).unwrap())
+        .collect();
+    // As in the test above: one big command's worth of blocks is baseline.
+    let warm = format!("SELECT '{literal}'");
+    let _: Option<String> = conns[0].query_first(&warm).unwrap();
+    let baseline = rss_kib(pid).unwrap();
+
+    let start = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS as usize + 1));
+    let waiting: Vec<_> = conns
+        .drain(..)
+        .map(|mut conn| {
+            let (start, query) = (start.clone(), query.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let row: Option<(u32, String)> = conn.query_first(&query).unwrap();
+                row.unwrap().1.len()
+            })
+        })
+        .collect();
+    start.wait();
+    // Every command is at the server by now, and no reply has come back.
+    std::thread::sleep(std::time::Duration::from_millis(SLEEP_S * 1000 / 2));
+    let during = rss_kib(pid).unwrap();
+    for handle in waiting {
+        assert_eq!(handle.join().unwrap(), LITERAL, "the reply came back whole");
+    }
+
+    let per_client = during.saturating_sub(baseline) / CLIENTS;
+    eprintln!(
+        "dbrouter RSS {baseline} KiB -> {during} KiB with {CLIENTS} clients waiting \
+         for their backend: {per_client} KiB each"
+    );
+    assert!(
+        per_client < 32,
+        "{per_client} KiB resident per client waiting for its backend (RSS {baseline} -> \
+         {during} KiB): sessions keep their command's buffer"
+    );
 }

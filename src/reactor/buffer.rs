@@ -22,9 +22,9 @@ use std::io::{self, Read, Write};
 
 /// Bytes of spare storage one thread keeps per buffer capacity. What goes
 /// beyond is freed. Enough for the buffers of the sessions a reactor has
-/// mid-command at once under load (a session holds its two only from the
-/// first byte of a command to the last byte of its reply), small next to
-/// what ten thousand idle sessions would hold if each kept its own.
+/// bytes in flight for at once under load (a session holds a buffer's
+/// storage only while bytes are in it), small next to what ten thousand
+/// idle sessions would hold if each kept its own.
 const SPARE_BYTES: usize = 8 << 20;
 
 /// Released storage, by capacity, for the buffers of this thread.

@@ -28,9 +28,10 @@
 //! read into `front_out` and written to the client from there as soon as the
 //! reply tracker has seen the packet heads (`out_ready`). Both buffers have a
 //! fixed size: a side that cannot write stops the other side's reads, and TCP
-//! flow control does the rest. They hold storage only while they hold bytes
-//! or a command is under way: a session waiting for its client gives it back
-//! (`release_idle_buffers`).
+//! flow control does the rest. They hold storage only while they hold bytes:
+//! one that is empty when the drive loop stops gives it back
+//! (`release_empty_buffers`), so a session waiting for its client, or for
+//! its backend's reply, holds none.
 //!
 //! Files, one concern each: this one holds the session, its phases and the
 //! drive loop; `login.rs` logs the client in (and handles COM_CHANGE_USER);
@@ -449,25 +450,23 @@ impl Session {
             }
 
             if !progress {
-                self.release_idle_buffers();
+                self.release_empty_buffers();
                 return Liveness::Alive;
             }
         }
         Liveness::Busy
     }
 
-    /// Waiting for the client with nothing held: the buffers give their
-    /// storage back (to this reactor's spare blocks), so an idle session
-    /// costs no buffer memory. Per command that is a phase check here and,
-    /// when idle, two pushes now and two pops at the next command.
-    fn release_idle_buffers(&mut self) {
-        if matches!(
-            self.phase,
-            Phase::Idle | Phase::Handshake | Phase::AuthSwitch | Phase::AwaitUsers(_)
-        ) {
-            self.front_in.release_if_empty();
-            self.front_out.release_if_empty();
-        }
+    /// Nothing more moves for now: a buffer with nothing in it gives its
+    /// storage back (to this reactor's spare blocks), whatever the phase.
+    /// So a session costs no buffer memory while it waits, for its client
+    /// or for its backend (a command gone to a slow statement no longer
+    /// keeps the block it came in), and the reactor's few hot blocks are
+    /// reused rather than one per waiting session. Per command that is a
+    /// few pushes and pops on the spare list.
+    fn release_empty_buffers(&mut self) {
+        self.front_in.release_if_empty();
+        self.front_out.release_if_empty();
     }
 
     /// Acts on the client bytes held, as the phase allows. True if anything
