@@ -47,8 +47,8 @@ fn switches_per_thread(pid: u32) -> BTreeMap<u32, (String, u64)> {
 #[test]
 fn an_idle_proxy_does_not_wake() {
     let db = MariaDb::start();
-    // One-shard mode: the reactors and the accounts thread.
-    let proxy = Dbrouter::start_single(&db);
+    // Every thread the proxy can have: reactors, accounts, admin.
+    let proxy = Dbrouter::start(&standard_config(&db).admin().build());
     // A client that logged in, ran a statement and now waits: its session
     // and backend connection are idle too.
     let mut conn = connect(proxy.port(), APP_USER, APP_PASSWORD, Some(APP_DB)).unwrap();
@@ -62,10 +62,12 @@ fn an_idle_proxy_does_not_wake() {
     let after = switches_per_thread(proxy.pid());
 
     let names: Vec<&str> = after.values().map(|(name, _)| name.as_str()).collect();
-    assert!(
-        names.iter().any(|n| n.starts_with("dbrouter-accoun")),
-        "no accounts thread among {names:?}: the test would not see it"
-    );
+    for thread in ["dbrouter-reacto", "dbrouter-accoun", "dbrouter-admin"] {
+        assert!(
+            names.iter().any(|n| n.starts_with(thread)),
+            "no {thread} thread among {names:?}: the test would not see it"
+        );
+    }
     let busy: Vec<String> = after
         .iter()
         .filter_map(|(tid, (name, now))| {
