@@ -226,6 +226,23 @@ proc_ticks() {
     local -a f=($s)
     TICKS=$((f[11] + f[12])) UTICKS=${f[11]}
 }
+# Context switches of all the threads of a process -> VCS (voluntary: it
+# waited, e.g. in epoll_wait) and ICS (involuntary: it was preempted); both
+# 0 if gone.
+proc_switches() {
+    local f k n
+    VCS=0 ICS=0
+    [[ -n $1 ]] || return 0
+    for f in /proc/"$1"/task/*/status; do
+        [[ -r $f ]] || continue
+        while read -r k n; do
+            case $k in
+                voluntary_ctxt_switches:) VCS=$((VCS + n)) ;;
+                nonvoluntary_ctxt_switches:) ICS=$((ICS + n)) ;;
+            esac
+        done <"$f" 2>/dev/null
+    done
+}
 sum_ticks() { # pid...: their CPU ticks together -> TICKS
     local sum=0 p
     for p in "$@"; do

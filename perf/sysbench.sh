@@ -31,6 +31,10 @@
 #                      other processes to fall below OTHERS_MAX (0 = never)
 #   DBROUTER_BIN [target/release/dbrouter]; built with cargo when missing or
 #                      older than the sources unless BUILD=0
+#   DBROUTER_BIN_B []  a second dbrouter binary (another build) to compare
+#                      with the first: it runs as a fourth path,
+#                      "dbrouter_b", in the same rotation, and a second table
+#                      prints the paired ratios b/dbrouter (one shard only)
 #   RUST_LOG [info]    dbrouter's log level (its log goes to the results dir)
 #   SHARDS [1]         with N > 1, dbrouter routes to N shard servers (each
 #                      holding only its buckets of sbtest1, sharded on `id`)
@@ -61,9 +65,11 @@ RETRIES=${RETRIES:-1}
 QUIET_WAIT=${QUIET_WAIT:-60}
 BUILD=${BUILD:-1}
 DBROUTER_BIN=${DBROUTER_BIN:-$ROOT/target/release/dbrouter}
+DBROUTER_BIN_B=${DBROUTER_BIN_B:-}
 export RUST_LOG=${RUST_LOG:-info}
 
 PATHS=(direct haproxy dbrouter)
+[[ -n $DBROUTER_BIN_B ]] && PATHS+=(dbrouter_b)
 SB_USER=sbtest
 SB_PASS=sbtest_pw
 ADMIN_USER=dbrouter_admin
@@ -84,17 +90,19 @@ TMP=$(mktemp -d /tmp/dbrouter-sysbench.XXXXXX) || die "mktemp failed"
 OUT=$RESULTS_DIR/sysbench-$STAMP
 CSV=$RESULTS_DIR/sysbench-$STAMP.csv
 mkdir -p "$OUT" || die "cannot create $OUT"
-MDB_PID="" HAP_PID="" DBR_PID=""
+MDB_PID="" HAP_PID="" DBR_PID="" DBRB_PID=""
 SHARD_PIDS=()
 
 cleanup() {
     trap - EXIT INT TERM
     stop_pid "$DBR_PID" dbrouter 10
+    stop_pid "$DBRB_PID" dbrouter_b 10
     stop_pid "$HAP_PID" haproxy 10
     stop_pid "$MDB_PID" mariadbd 60
     local shard_pid
     for shard_pid in "${SHARD_PIDS[@]}"; do stop_pid "$shard_pid" mariadbd 60; done
     [[ -f $TMP/dbrouter.log ]] && cp "$TMP/dbrouter.log" "$OUT/" 2>/dev/null
+    [[ -f $TMP/dbrouter_b.log ]] && cp "$TMP/dbrouter_b.log" "$OUT/" 2>/dev/null
     [[ -f $TMP/mariadbd.err ]] && cp "$TMP/mariadbd.err" "$OUT/" 2>/dev/null
     [[ -f $TMP/haproxy.log ]] && cp "$TMP/haproxy.log" "$OUT/" 2>/dev/null
     [[ -f $TMP/haproxy.cfg ]] && cp "$TMP/haproxy.cfg" "$OUT/" 2>/dev/null
@@ -106,23 +114,29 @@ install_traps
 # ---------------------------------------------------------------- estimate
 n_threads=$(wc -w <<<"$THREADS")
 n_work=$(wc -w <<<"$WORKLOADS")
-n_runs=$((n_work * n_threads * REPS * 3))
+n_paths=${#PATHS[@]}
+n_runs=$((n_work * n_threads * REPS * n_paths))
 # ~4 s per run for connecting and parsing, ~60 s setup (install, prepare).
-EST=$((n_runs * (TIME + 4) + n_work * 3 * (WARMUP + 3) + 60))
+EST=$((n_runs * (TIME + 4) + n_work * n_paths * (WARMUP + 3) + 60))
 # Hard limit: everything, every allowed rerun and then some.
-LIMIT=$((EST * (1 + RETRIES) + n_runs / 3 * (1 + RETRIES) * QUIET_WAIT + 300))
-log "plan: $n_work workloads x $n_threads thread counts x $REPS reps x 3 paths = $n_runs runs of ${TIME}s, ps-mode=$PS_MODE"
+LIMIT=$((EST * (1 + RETRIES) + n_runs / n_paths * (1 + RETRIES) * QUIET_WAIT + 300))
+log "plan: $n_work workloads x $n_threads thread counts x $REPS reps x $n_paths paths = $n_runs runs of ${TIME}s, ps-mode=$PS_MODE"
 log "estimated total time: ~$((EST / 60)) min $((EST % 60)) s on a quiet machine (hard limit $((LIMIT / 60)) min with waits and reruns)"
 
 # ---------------------------------------------------------------- build
 build_if_stale "$OUT/build.log"
 [[ -x $DBROUTER_BIN ]] || die "no dbrouter binary at $DBROUTER_BIN"
+if [[ -n $DBROUTER_BIN_B ]]; then
+    [[ -x $DBROUTER_BIN_B ]] || die "no dbrouter binary at $DBROUTER_BIN_B (DBROUTER_BIN_B)"
+    ((${SHARDS:-1} == 1)) || die "DBROUTER_BIN_B works with one shard only"
+fi
 
 # ---------------------------------------------------------------- ports
 free_port && MDB_PORT=$PORT_FOUND || die "no free port"
 free_port && HAP_PORT=$PORT_FOUND || die "no free port"
 free_port && DBR_PORT=$PORT_FOUND || die "no free port"
-declare -A PORT=([direct]=$MDB_PORT [haproxy]=$HAP_PORT [dbrouter]=$DBR_PORT)
+free_port && DBRB_PORT=$PORT_FOUND || die "no free port"
+declare -A PORT=([direct]=$MDB_PORT [haproxy]=$HAP_PORT [dbrouter]=$DBR_PORT [dbrouter_b]=$DBRB_PORT)
 
 # ---------------------------------------------------------------- mariadbd
 log "mariadbd: installing a data directory in $TMP/data"
@@ -219,18 +233,31 @@ else
         --reactors "$REACTORS" --pin-cores "$PIN" >"$TMP/dbrouter.log" 2>&1 &
 fi
 DBR_PID=$!
+if [[ -n $DBROUTER_BIN_B ]]; then
+    DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
+        "$DBROUTER_BIN_B" --listen "127.0.0.1:$DBRB_PORT" --backend "127.0.0.1:$MDB_PORT" \
+        --reactors "$REACTORS" --pin-cores "$PIN" >"$TMP/dbrouter_b.log" 2>&1 &
+    DBRB_PID=$!
+fi
 
 wait_sql "$HAP_PORT" "$SB_USER" "$SB_PASS" 20 || { cat "$TMP/haproxy.log" >&2; die "haproxy not answering on $HAP_PORT"; }
 if ! wait_sql "$DBR_PORT" "$SB_USER" "$SB_PASS" 30; then
     tail -30 "$TMP/dbrouter.log" >&2
     die "dbrouter not answering on $DBR_PORT"
 fi
-declare -A PID=([direct]=$MDB_PID [haproxy]=$HAP_PID [dbrouter]=$DBR_PID)
+if [[ -n $DBRB_PID ]] && ! wait_sql "$DBRB_PORT" "$SB_USER" "$SB_PASS" 30; then
+    tail -30 "$TMP/dbrouter_b.log" >&2
+    die "dbrouter_b not answering on $DBRB_PORT"
+fi
+declare -A PID=([direct]=$MDB_PID [haproxy]=$HAP_PID [dbrouter]=$DBR_PID [dbrouter_b]=$DBRB_PID)
+declare -A DBR_LOG=([dbrouter]=$TMP/dbrouter.log [dbrouter_b]=$TMP/dbrouter_b.log)
 log "haproxy on $HAP_PORT (pid $HAP_PID), dbrouter on $DBR_PORT (pid $DBR_PID, $REACTORS reactors, $(basename "$DBROUTER_BIN") built $(date -r "$DBROUTER_BIN" '+%F %T'))"
+[[ -n $DBRB_PID ]] && log "dbrouter_b on $DBRB_PORT (pid $DBRB_PID, $DBROUTER_BIN_B built $(date -r "$DBROUTER_BIN_B" '+%F %T'))"
 GIT_REV=$(git_rev)
 {
     echo "date_utc=$STAMP git=$GIT_REV ncpu=$NCPU kernel=$(uname -r)"
     echo "TIME=$TIME REPS=$REPS THREADS='$THREADS' WORKLOADS='$WORKLOADS' TABLE_SIZE=$TABLE_SIZE PS_MODE=$PS_MODE REACTORS=$REACTORS PIN=$PIN HAPROXY_THREADS=$HAPROXY_THREADS HAPROXY_PIN=$HAPROXY_PIN SHARDS=$SHARDS sysbench_extra='${SB_EXTRA[*]}'"
+    echo "DBROUTER_BIN=$DBROUTER_BIN DBROUTER_BIN_B=$DBROUTER_BIN_B"
     tool_versions
 } >"$OUT/meta.txt"
 
@@ -238,10 +265,11 @@ GIT_REV=$(git_rev)
 # CPU ticks of every database server (the unsharded one and the shards)
 # -> TICKS: with shards, the dbrouter path's server CPU is theirs.
 servers_ticks() { sum_ticks "$MDB_PID" "${SHARD_PIDS[@]}"; }
-# Our long-running processes, for wait_quiet -> TICKS.
-ours_ticks() { sum_ticks "$HAP_PID" "$DBR_PID" "$MDB_PID"; }
+# Our long-running processes (proxies and servers), for wait_quiet and for
+# the "others" column -> TICKS.
+ours_ticks() { sum_ticks "$HAP_PID" "$DBR_PID" "$DBRB_PID" "$MDB_PID" "${SHARD_PIDS[@]}"; }
 
-echo "stamp,ps_mode,rep,workload,threads,order,path,status,time_s,wall_s,queries,qps,tps,p95_ms,errors,reconnects,proxy_cpu_s,proxy_cpu_s_per_1kq,mariadbd_cpu_s,mariadbd_cpu_s_per_1kq,sysbench_cpu_s,others_cpu_pct,steal_pct,valid,proxy_user_cpu_s_per_1kq" >"$CSV"
+echo "stamp,ps_mode,rep,workload,threads,order,path,status,time_s,wall_s,queries,qps,tps,p95_ms,errors,reconnects,proxy_cpu_s,proxy_cpu_s_per_1kq,mariadbd_cpu_s,mariadbd_cpu_s_per_1kq,sysbench_cpu_s,others_cpu_pct,steal_pct,valid,proxy_user_cpu_s_per_1kq,proxy_voluntary_switches_per_query,proxy_involuntary_switches_per_query" >"$CSV"
 
 RUN_SEQ=0
 # run_one path workload threads seconds rep order: one sysbench run; appends a
@@ -252,13 +280,18 @@ run_one() {
     RUN_SEQ=$((RUN_SEQ + 1))
     out=$OUT/run-$(printf %03d $RUN_SEQ)-$wl-t$thr-r$rep-$path.txt
     LAST_OTHERS=0 LAST_OK=0
-    if [[ $path == dbrouter ]] && ! kill -0 "$DBR_PID" 2>/dev/null; then
-        log "dbrouter is not running: skipping"
-        [[ $rep == warmup ]] || echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,dbrouter-dead,$secs,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0" >>"$CSV"
+    if [[ $path == dbrouter* ]] && ! kill -0 "${PID[$path]}" 2>/dev/null; then
+        log "$path is not running: skipping"
+        [[ $rep == warmup ]] || echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,dbrouter-dead,$secs,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0" >>"$CSV"
         return
     fi
-    local h0 d0 m0 c0 mt0 st0 t0 h1 d1 m1 c1 mt1 st1 t1 rc hu0 du0 hu1 du1
-    proc_ticks "$HAP_PID"; h0=$TICKS hu0=$UTICKS; proc_ticks "$DBR_PID"; d0=$TICKS du0=$UTICKS; servers_ticks; m0=$TICKS
+    # The proxy of this path (none for direct): its CPU and its threads'
+    # context switches are read before and after.
+    local ppid=""
+    [[ $path != direct ]] && ppid=${PID[$path]}
+    local p0 pu0 p1 pu1 v0 i0 v1 i1 m0 c0 mt0 st0 t0 m1 c1 mt1 st1 t1 rc o0 o1
+    proc_ticks "$ppid"; p0=$TICKS pu0=$UTICKS; proc_switches "$ppid"; v0=$VCS i0=$ICS
+    ours_ticks; o0=$TICKS; servers_ticks; m0=$TICKS
     machine_ticks; mt0=$BUSY st0=$STEAL
     t0=${EPOCHREALTIME/./}
     children_ticks; c0=$CTICKS
@@ -270,7 +303,8 @@ run_one() {
     children_ticks; c1=$CTICKS
     t1=${EPOCHREALTIME/./}
     machine_ticks; mt1=$BUSY st1=$STEAL
-    proc_ticks "$HAP_PID"; h1=$TICKS hu1=$UTICKS; proc_ticks "$DBR_PID"; d1=$TICKS du1=$UTICKS; servers_ticks; m1=$TICKS
+    proc_ticks "$ppid"; p1=$TICKS pu1=$UTICKS; proc_switches "$ppid"; v1=$VCS i1=$ICS
+    ours_ticks; o1=$TICKS; servers_ticks; m1=$TICKS
 
     parse_sysbench "$out"
     local queries=$SB_QUERIES qps=$SB_QPS tps=$SB_TPS p95=$SB_P95 errs=$SB_ERRS recon=$SB_RECON status
@@ -281,25 +315,28 @@ run_one() {
     # Dead proxy after the run?
     if [[ $path != direct ]] && ! kill -0 "${PID[$path]}" 2>/dev/null; then status="$status+proxy-died"; fi
 
-    local h=$((h1 - h0)) d=$((d1 - d0)) m=$((m1 - m0)) proxy=0 proxy_user=0 row
-    case $path in haproxy) proxy=$h proxy_user=$((hu1 - hu0)) ;; dbrouter) proxy=$d proxy_user=$((du1 - du0)) ;; esac
-    row=$(cpu_row $((t1 - t0)) "${queries:-0}" "$proxy" "$m" $((h + d + m)) $((c1 - c0)) $((mt1 - mt0)) $((st1 - st0)))
+    local m=$((m1 - m0)) proxy=$((p1 - p0)) proxy_user=$((pu1 - pu0)) row
+    # "Ours": every proxy and server of the run, busy or not.
+    row=$(cpu_row $((t1 - t0)) "${queries:-0}" "$proxy" "$m" $((o1 - o0)) $((c1 - c0)) $((mt1 - mt0)) $((st1 - st0)))
     local wall proxy_s p1k m_s m1k c_s others steal
     IFS=, read -r wall proxy_s p1k m_s m1k c_s others steal <<<"$row"
     LAST_OTHERS=${others%.*}
     # The proxy's CPU in user space (its own code and libc), the rest being
     # the kernel's work for it: syscalls, the TCP stack, the scheduler.
-    local u1k
-    u1k=$(awk -v t="$proxy_user" -v hz="$HZ" -v q="${queries:-0}" 'BEGIN { printf "%.6f", (q > 0 ? t / hz / q * 1000 : 0) }')
+    # Its threads' context switches per query: voluntary ones are waits in
+    # epoll_wait (the proxy ran out of work), involuntary ones preemptions.
+    local u1k vq iq
+    read -r u1k vq iq < <(awk -v t="$proxy_user" -v hz="$HZ" -v q="${queries:-0}" -v v=$((v1 - v0)) -v i=$((i1 - i0)) \
+        'BEGIN { printf "%.6f %.4f %.4f\n", (q > 0 ? t / hz / q * 1000 : 0), (q > 0 ? v / q : 0), (q > 0 ? i / q : 0) }')
     [[ $status == ok ]] && LAST_OK=1
     if [[ $rep != warmup ]]; then
-        echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,$status,$secs,$wall,${queries:-0},${qps:-0},${tps:-0},${p95:-0},${errs:-0},${recon:-0},$proxy_s,$p1k,$m_s,$m1k,$c_s,$others,$steal,1,$u1k" >>"$CSV"
+        echo "$STAMP,$PS_MODE,$rep,$wl,$thr,$order,$path,$status,$secs,$wall,${queries:-0},${qps:-0},${tps:-0},${p95:-0},${errs:-0},${recon:-0},$proxy_s,$p1k,$m_s,$m1k,$c_s,$others,$steal,1,$u1k,$vq,$iq" >>"$CSV"
     fi
     printf '  %-9s %-18s t=%-3s rep=%-6s qps=%-10s p95=%-7s proxy_cpu/1kq=%-9s others=%s%% steal=%s%% %s\n' \
         "$path" "$wl" "$thr" "$rep" "${qps:-?}" "${p95:-?}" "$p1k" "$others" "$steal" "$status" >&2
     if [[ $status != ok ]]; then
         local dbr_log=""
-        [[ $path == dbrouter ]] && dbr_log=$TMP/dbrouter.log
+        [[ $path == dbrouter* ]] && dbr_log=${DBR_LOG[$path]}
         show_failed_run "$path" "$wl" "$thr" "$status" "$out" "$dbr_log"
     fi
 }
@@ -311,7 +348,7 @@ if ((WARMUP > 0)); then
     done
 fi
 
-run_reps triplet
+run_reps "$( ((n_paths == 4)) && echo quadruplet || echo triplet)"
 
 # ---------------------------------------------------------------- summary
 SUMMARY=$OUT/summary.md
@@ -354,10 +391,56 @@ END {
 }
 ' "$CSV" >"$SUMMARY"
 
+# Each proxy's threads' context switches per query: voluntary ones mean it
+# ran out of work (waited in epoll_wait), involuntary ones that it was
+# preempted; at 64 threads on 2 vCPUs both proxies are almost never idle.
+# With DBROUTER_BIN_B, the second build against the first, rep by rep.
+awk -F, -v b="${DBROUTER_BIN_B:+1}" "$AWK_STATS"'
+NR == 1 || $24 != 1 || $8 != "ok" { next }
+{
+    k = $4 SUBSEP $5
+    if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+    if ($7 != "direct") { add(vcs, k SUBSEP $7, $26); add(ics, k SUBSEP $7, $27) }
+    r = k SUBSEP $3; q[r SUBSEP $7] = $12; c[r SUBSEP $7] = $18
+    if (!((k, $3) in reps)) { reps[k, $3] = 1; rl[k] = rl[k] " " $3 }
+}
+function sw(k, p) { return fmt(median(vcs[k, p]), "%.3f") "/" fmt(median(ics[k, p]), "%.3f") }
+END {
+    printf "\n| workload | threads | switches/query haproxy (vol/invol) | dbrouter | %s\n", (b ? "dbrouter_b | QPS dbrouter_b | b/dbrouter QPS | b/haproxy QPS | b/dbrouter QPS, mean log ratio +- s.e. | b/dbrouter CPU per query |" : "")
+    printf "|---|--:|--:|--:|%s\n", (b ? "--:|--:|--:|--:|--:|--:|" : "")
+    for (i = 1; i <= nk; i++) {
+        k = order[i]; split(k, kk, SUBSEP)
+        printf "| %s | %s | %s | %s |", kk[1], kk[2], sw(k, "haproxy"), sw(k, "dbrouter")
+        if (b) {
+            rq = ""; rh = ""; rc = ""; n = split(rl[k], rr, " "); m = 0; sum = 0; sq = 0
+            for (j = 1; j <= n; j++) {
+                r = k SUBSEP rr[j]
+                if (!((r SUBSEP "dbrouter_b") in q)) continue
+                add(qs, "x", q[r SUBSEP "dbrouter_b"])
+                if ((r SUBSEP "dbrouter") in q && q[r SUBSEP "dbrouter"] > 0) {
+                    x = q[r SUBSEP "dbrouter_b"] / q[r SUBSEP "dbrouter"]; rq = rq " " x
+                    m++; sum += log(x); sq += log(x) ^ 2
+                    if (c[r SUBSEP "dbrouter"] > 0) rc = rc " " c[r SUBSEP "dbrouter_b"] / c[r SUBSEP "dbrouter"]
+                }
+                if ((r SUBSEP "haproxy") in q && q[r SUBSEP "haproxy"] > 0) rh = rh " " q[r SUBSEP "dbrouter_b"] / q[r SUBSEP "haproxy"]
+            }
+            mean = (m > 0) ? sum / m : 0
+            se = (m > 1) ? sqrt((sq - m * mean ^ 2) / (m - 1) / m) : 0
+            printf " %s | %s | %s | %s | %s | %s |", sw(k, "dbrouter_b"), fmt(median(qs["x"]), "%.0f"),
+                fmt(median(rq), "%.3f"), fmt(median(rh), "%.3f"),
+                (m > 1 ? sprintf("%+.3f +- %.3f (n=%d)", mean, se, m) : "-"), fmt(median(rc), "%.3f")
+        }
+        printf "\n"
+        delete qs
+    }
+}
+' "$CSV" >>"$SUMMARY"
+
 echo
 echo "sysbench via direct / haproxy (mode tcp, nbthread $HAPROXY_THREADS, pinned: $HAPROXY_PIN) / dbrouter (--reactors $REACTORS --pin-cores $PIN)," \
     "TIME=${TIME}s, REPS=$REPS, table_size=$TABLE_SIZE, ps-mode=$PS_MODE, $NCPU vCPU, $(date -u '+%F %H:%M') UTC, git $GIT_REV"
 echo "medians over repetitions; ratios are medians of the per-repetition ratios"
+[[ -n $DBROUTER_BIN_B ]] && echo "dbrouter: $DBROUTER_BIN; dbrouter_b: $DBROUTER_BIN_B"
 echo
 cat "$SUMMARY"
 echo
