@@ -243,9 +243,6 @@ pub struct AccountsRefresher {
     directory: Arc<ArcSwap<UserDirectory>>,
     requests: Receiver<RefreshRequest>,
     wakers: Vec<Arc<mio::Waker>>,
-    /// Never sent on: its sender is dropped to stop the thread, which wakes
-    /// a thread asleep in `select!` at once (no polling of a stop flag).
-    stop: Receiver<()>,
     schedule: RefreshSchedule,
     /// What the last successful read returned, to tell "nothing changed".
     last_accounts: Option<Vec<BackendAccount>>,
@@ -289,14 +286,13 @@ pub fn spawn_refresher(
         directory,
         requests,
         wakers,
-        stop,
         schedule,
         last_accounts: None,
         failing: false,
     };
     let thread = std::thread::Builder::new()
         .name("dbrouter-accounts".into())
-        .spawn(move || refresher.run())
+        .spawn(move || refresher.run(stop))
         .expect("the OS refused to start the dbrouter-accounts thread");
     RefresherHandle {
         stop: stop_sender,
@@ -322,8 +318,10 @@ impl RefresherHandle {
 }
 
 impl AccountsRefresher {
-    fn run(mut self) {
-        let stop = self.stop.clone();
+    /// `stop` is never sent on: dropping its sender stops the thread, and
+    /// wakes it at once if it sleeps in `select!` (nothing polls a flag).
+    fn run(mut self, stop: Receiver<()>) {
+        // A local handle, so that a disconnected channel can be replaced.
         let mut requests = self.requests.clone();
         // A stop that came during a read is seen before the next read.
         while stop.try_recv() != Err(TryRecvError::Disconnected) {
