@@ -816,3 +816,127 @@ fn pipelined_commands_answered_in_order() {
     let db = MariaDb::start();
     direct_then_proxy(&db, pipelined_scenario);
 }
+
+/// Appends one packet with sequence id 0 (a command) to `bytes`.
+fn command_packet(bytes: &mut Vec<u8>, payload: &[u8]) {
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+    bytes.push(0);
+    bytes.extend_from_slice(payload);
+}
+
+/// COM_STMT_PREPARE on a raw connection: the statement id, with the
+/// parameter and column definitions read past (no CLIENT_DEPRECATE_EOF).
+fn raw_prepare(r: &mut RawClient, sql: &str) -> u32 {
+    r.seq = 0;
+    r.write_packet(&[&[0x16][..], sql.as_bytes()].concat())
+        .unwrap();
+    let (_, ok) = r.read_packet().unwrap();
+    assert_eq!(ok[0], 0, "prepare {sql}: {:?}", raw::ErrPacket::parse(&ok));
+    let id = u32::from_le_bytes(ok[1..5].try_into().unwrap());
+    let columns = u16::from_le_bytes([ok[5], ok[6]]) as usize;
+    let params = u16::from_le_bytes([ok[7], ok[8]]) as usize;
+    let definitions = [params, columns]
+        .iter()
+        .map(|&n| if n > 0 { n + 1 } else { 0 })
+        .sum::<usize>();
+    for _ in 0..definitions {
+        r.read_packet().unwrap();
+    }
+    id
+}
+
+fn global_status(db: &MariaDb, name: &str) -> u64 {
+    let row: Option<(String, u64)> = db
+        .root_conn()
+        .query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+        .unwrap();
+    row.unwrap().1
+}
+
+/// How a client leaves after writing its last commands in one go.
+#[derive(Clone, Copy, Debug)]
+enum Leaving {
+    /// close() at once, without reading (what sysbench does).
+    Close,
+    /// shutdown(SHUT_WR), then read everything until the server closes.
+    HalfClose,
+}
+
+/// A client's last commands written at once as it leaves: three statement
+/// closes, an INSERT and COM_QUIT in one write. The server gets every one:
+/// its statements closed, the row in, and a goodbye rather than an aborted
+/// connection. Returns (aborted connections, statements closed, rows
+/// inserted, what a half-closing client read).
+fn last_words_scenario(db: &MariaDb, t: &Target, leaving: Leaving) -> (u64, u64, i64, String) {
+    let rows = || -> i64 {
+        db.root_conn()
+            .query_first("SELECT COUNT(*) FROM app.last_words")
+            .unwrap()
+            .unwrap()
+    };
+    let (aborted, closed, inserted) = (
+        global_status(db, "Aborted_clients"),
+        global_status(db, "Com_stmt_close"),
+        rows(),
+    );
+    let mut r = RawClient::login_to(t.port, APP_USER, APP_PASSWORD, Some(APP_DB));
+    let ids: Vec<u32> = (0..3)
+        .map(|i| raw_prepare(&mut r, &format!("SELECT {i} + ?")))
+        .collect();
+    let mut bytes = Vec::new();
+    for id in &ids {
+        command_packet(&mut bytes, &[&[0x19][..], &id.to_le_bytes()].concat());
+    }
+    command_packet(&mut bytes, b"\x03INSERT INTO last_words VALUES (1)");
+    command_packet(&mut bytes, &[raw::COM_QUIT]);
+    r.write_raw(&bytes).unwrap();
+    let mut heard = String::new();
+    match leaving {
+        Leaving::Close => drop(r),
+        Leaving::HalfClose => {
+            r.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let (rest, closed) = r.read_until_closed(Duration::from_secs(10));
+            assert!(closed, "{}: the connection stayed open", t.name);
+            heard = format!("{:?}", raw::split_packets(&rest));
+        }
+    }
+    // The server has heard the client out once the app's connection is gone.
+    let gone = (0..100).any(|_| {
+        let open: i64 = db
+            .root_conn()
+            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
+            .unwrap()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        open == 0
+    });
+    assert!(gone, "{}: the server still has the connection", t.name);
+    let outcome = (
+        global_status(db, "Aborted_clients") - aborted,
+        global_status(db, "Com_stmt_close") - closed,
+        rows() - inserted,
+        heard,
+    );
+    assert_eq!(
+        (outcome.0, outcome.1, outcome.2),
+        (0, 3, 1),
+        "{} ({leaving:?}): aborted connections, statements closed, rows inserted",
+        t.name
+    );
+    outcome
+}
+
+#[test]
+fn last_commands_before_a_close_reach_the_server() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.last_words (id INT)");
+    direct_then_proxy(&db, |t| last_words_scenario(&db, t, Leaving::Close));
+}
+
+#[test]
+fn last_commands_before_a_half_close_are_answered() {
+    let db = MariaDb::start();
+    db.sql("CREATE TABLE app.last_words (id INT)");
+    let (heard, _) = direct_then_proxy(&db, |t| last_words_scenario(&db, t, Leaving::HalfClose));
+    assert!(heard.3.contains("[0, 1, 0"), "the INSERT's OK: {}", heard.3);
+}

@@ -497,12 +497,14 @@ impl Session {
         let expect = match command {
             Command::Quit => {
                 // Tell every server the session used goodbye, so none counts
-                // an aborted connection, then close. Five bytes into an idle
-                // socket: the write does not block.
-                let quit = &avail[..total];
+                // an aborted connection, then close. It follows what the
+                // proxy queued for that server (statement closes), in order;
+                // a few bytes into an idle socket: the write does not block.
                 let backs = self.back.iter_mut().chain(self.parked.iter_mut().flatten());
                 for back in backs {
-                    let _ = std::io::Write::write(&mut back.stream, quit);
+                    if back.send(0, &[com::COM_QUIT]).is_ok() {
+                        let _ = back.flush_out();
+                    }
                 }
                 self.phase = Phase::Closing;
                 self.front_in.clear();

@@ -33,6 +33,11 @@
 //! (`release_empty_buffers`), so a session waiting for its client, or for
 //! its backend's reply, holds none.
 //!
+//! A client that closes does not take back what it wrote before: commands
+//! already read still go to the server (`front_eof`, `owes_backend`), so a
+//! pipelined INSERT and COM_QUIT written just before a close are executed
+//! and said goodbye to, as the server would have read them.
+//!
 //! Files, one concern each: this one holds the session, its phases and the
 //! drive loop; `login.rs` logs the client in (and handles COM_CHANGE_USER);
 //! `dispatch.rs` routes commands to shards and readies their backends;
@@ -195,6 +200,12 @@ pub struct Session {
     front_writable: bool,
     /// The client hung up: read until `Closed` (see `Io::Short`).
     front_hup: bool,
+    /// The client's input has ended (it closed, or its socket failed). What
+    /// it sent before still goes to the server, in order, as the server
+    /// would have read it: clients such as sysbench write their statement
+    /// closes and COM_QUIT and close at once. The session closes when
+    /// nothing it sent is still owed to or by a backend (`owes_backend`).
+    front_eof: bool,
     /// Client bytes: the first `in_ready` are cleared to go to the backend.
     front_in: Buffer,
     in_ready: usize,
@@ -264,6 +275,7 @@ impl Session {
             front_readable: false,
             front_writable: false,
             front_hup: false,
+            front_eof: false,
             front_in: Buffer::new(buffer_size),
             in_ready: 0,
             front_out: Buffer::new(buffer_size),
@@ -405,6 +417,8 @@ impl Session {
                         progress = true;
                     }
                     Io::WouldBlock => self.front_writable = false,
+                    // Nothing can reach the client any more: close now, so
+                    // a server streaming a reply to it stops too.
                     Io::Closed => return Liveness::Closed,
                     Io::Nothing => {}
                 }
@@ -434,9 +448,13 @@ impl Session {
                         progress = true;
                     }
                     Io::WouldBlock => self.front_readable = false,
-                    // The client left (or its socket failed): nothing is
-                    // owed to it; the backend connection goes with it.
-                    Io::Closed => return Liveness::Closed,
+                    // The client left (or its socket failed): its commands
+                    // already read still go to the server (`front_eof`).
+                    Io::Closed => {
+                        self.front_eof = true;
+                        self.front_readable = false;
+                        progress = true;
+                    }
                     Io::Nothing => {}
                 }
             }
@@ -450,11 +468,36 @@ impl Session {
             }
 
             if !progress {
+                if self.front_eof && self.out_ready == 0 && !self.owes_backend() {
+                    // Nothing more will come from the client, and nothing
+                    // it sent waits for a backend: done. (A command cut
+                    // short by the close dies with the connections.)
+                    return Liveness::Closed;
+                }
                 self.release_empty_buffers();
                 return Liveness::Alive;
             }
         }
         Liveness::Busy
+    }
+
+    /// Whether something the client sent is still on its way to a backend
+    /// or waits for its answer: a command's bytes not yet written, a reply
+    /// under way, a backend being opened, borrowed or readied for a command,
+    /// a COM_CHANGE_USER at the server.
+    fn owes_backend(&self) -> bool {
+        self.in_ready > 0
+            || matches!(
+                self.phase,
+                Phase::Relay {
+                    reply: Some(_),
+                    request: None,
+                    ..
+                } | Phase::Opening(_)
+                    | Phase::Waiting(_)
+                    | Phase::Prelude(..)
+                    | Phase::ChangeUserBackend { .. }
+            )
     }
 
     /// Nothing more moves for now: a buffer with nothing in it gives its
