@@ -6,7 +6,6 @@
 //! may hand out the same id for different statements, so passing theirs
 //! through would let a client run the wrong statement on the wrong shard.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
@@ -148,7 +147,9 @@ impl Prepared {
 /// The statements of one session, by client-visible id.
 #[derive(Debug, Default)]
 pub struct Statements {
-    by_id: HashMap<u32, Prepared>,
+    /// foldhash, not SipHash: the ids are the proxy's own (sequential, never
+    /// chosen by the client), and each execute looks its statement up.
+    by_id: foldhash::HashMap<u32, Prepared>,
     last_id: u32,
     /// Per shard, how many times its connection went away (closed, or
     /// given back to the pool): forgetting every statement placed there is
