@@ -176,12 +176,44 @@ drop_anonymous_users() {
     [[ -n $anon ]] && { dir_sql "$dir" -e "$anon" || die "cannot drop anonymous users"; }
     return 0
 }
+# sbtest_server dir port buffer_pool prepare_log: a mariadbd for sysbench in
+# DIR on PORT with the benchmark flags of BENCHMARKING.md, the sbtest
+# database, the accounts SB_USER (sbtest.*) and ADMIN_USER (reads
+# mysql.*, for dbrouter's backend accounts), and sbtest1 prepared with
+# SB_COMMON -> MARIADBD_PID, also appended to SERVER_PIDS at once so that
+# the caller's cleanup stops it even if a later step dies.
+sbtest_server() {
+    local dir=$1 port=$2 pool=$3 prepare_log=$4
+    install_datadir "$dir" || die "mariadb-install-db failed in $dir"
+    start_mariadbd "$dir" "$port" \
+        --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size="$pool" \
+        --performance-schema=OFF --skip-name-resolve --max-connections=500
+    SERVER_PIDS+=("$MARIADBD_PID")
+    wait_mariadbd "$dir" "$MARIADBD_PID"
+    drop_anonymous_users "$dir"
+    dir_sql "$dir" <<SQL || die "cannot create users in $dir"
+CREATE DATABASE sbtest;
+CREATE USER '$SB_USER'@'127.0.0.1' IDENTIFIED BY '$SB_PASS';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON sbtest.* TO '$SB_USER'@'127.0.0.1';
+CREATE USER '$ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$ADMIN_PASS';
+GRANT SELECT ON mysql.* TO '$ADMIN_USER'@'127.0.0.1';
+SQL
+    timeout 600 sysbench oltp_read_only "${SB_COMMON[@]}" --mysql-port="$port" prepare \
+        >"$prepare_log" 2>&1 || { tail -20 "$prepare_log" >&2; die "sysbench prepare failed in $dir"; }
+}
+# stop_servers: every server sbtest_server started (SERVER_PIDS).
+stop_servers() {
+    local pid
+    for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do stop_pid "$pid" mariadbd 60; done
+}
+
 # ---------------------------------------------------------------- haproxy
 # start_haproxy port backend_port global_maxconn [listen_maxconn]: HAProxy
 # in TCP mode with HAPROXY_THREADS threads (default 2), a plain byte
 # forwarder (the cost floor of any proxy on this path), config and log in
 # $TMP -> HAP_PID. HAPROXY_PIN=true pins thread i to core i (cpu-map), as
 # dbrouter pins its reactors, so that the two are compared like for like.
+# HAPROXY_WRAP, an array, is a command haproxy runs under (valgrind, say).
 start_haproxy() {
     local port=$1 backend=$2 maxconn=$3 listen_maxconn=${4:-} threads=${HAPROXY_THREADS:-2}
     {
@@ -203,7 +235,7 @@ CFG
         [[ -n $listen_maxconn ]] && echo "    maxconn $listen_maxconn"
         echo "    server db 127.0.0.1:$backend"
     } >"$TMP/haproxy.cfg"
-    haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+    ${HAPROXY_WRAP[@]+"${HAPROXY_WRAP[@]}"} haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
     HAP_PID=$!
 }
 

@@ -91,16 +91,14 @@ OUT=$RESULTS_DIR/sysbench-$STAMP
 CSV=$RESULTS_DIR/sysbench-$STAMP.csv
 mkdir -p "$OUT" || die "cannot create $OUT"
 MDB_PID="" HAP_PID="" DBR_PID="" DBRB_PID=""
-SHARD_PIDS=()
+SHARD_PIDS=() SERVER_PIDS=()
 
 cleanup() {
     trap - EXIT INT TERM
     stop_pid "$DBR_PID" dbrouter 10
     stop_pid "$DBRB_PID" dbrouter_b 10
     stop_pid "$HAP_PID" haproxy 10
-    stop_pid "$MDB_PID" mariadbd 60
-    local shard_pid
-    for shard_pid in "${SHARD_PIDS[@]}"; do stop_pid "$shard_pid" mariadbd 60; done
+    stop_servers
     [[ -f $TMP/dbrouter.log ]] && cp "$TMP/dbrouter.log" "$OUT/" 2>/dev/null
     [[ -f $TMP/dbrouter_b.log ]] && cp "$TMP/dbrouter_b.log" "$OUT/" 2>/dev/null
     [[ -f $TMP/mariadbd.err ]] && cp "$TMP/mariadbd.err" "$OUT/" 2>/dev/null
@@ -139,30 +137,12 @@ free_port && DBRB_PORT=$PORT_FOUND || die "no free port"
 declare -A PORT=([direct]=$MDB_PORT [haproxy]=$HAP_PORT [dbrouter]=$DBR_PORT [dbrouter_b]=$DBRB_PORT)
 
 # ---------------------------------------------------------------- mariadbd
-log "mariadbd: installing a data directory in $TMP/data"
-install_datadir "$TMP" || die "mariadb-install-db failed"
-start_mariadbd "$TMP" "$MDB_PORT" \
-    --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M \
-    --performance-schema=OFF --skip-name-resolve --max-connections=500
-MDB_PID=$MARIADBD_PID
-wait_mariadbd "$TMP" "$MDB_PID"
-log "mariadbd $(root_sql -e 'SELECT VERSION()') on 127.0.0.1:$MDB_PORT (pid $MDB_PID)"
-
-drop_anonymous_users "$TMP"
-root_sql <<SQL || die "cannot create users"
-CREATE DATABASE sbtest;
-CREATE USER '$SB_USER'@'127.0.0.1' IDENTIFIED BY '$SB_PASS';
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON sbtest.* TO '$SB_USER'@'127.0.0.1';
-CREATE USER '$ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$ADMIN_PASS';
-GRANT SELECT ON mysql.* TO '$ADMIN_USER'@'127.0.0.1';
-FLUSH PRIVILEGES;
-SQL
-
 SB_COMMON=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-user="$SB_USER"
     --mysql-password="$SB_PASS" --mysql-db=sbtest --tables=1 --table-size="$TABLE_SIZE")
-log "sysbench prepare: 1 table, $TABLE_SIZE rows"
-timeout 600 sysbench oltp_read_only "${SB_COMMON[@]}" --mysql-port="$MDB_PORT" prepare \
-    >"$OUT/prepare.log" 2>&1 || { tail -20 "$OUT/prepare.log" >&2; die "sysbench prepare failed"; }
+log "mariadbd in $TMP on 127.0.0.1:$MDB_PORT, sbtest1 of $TABLE_SIZE rows"
+sbtest_server "$TMP" "$MDB_PORT" 256M "$OUT/prepare.log"
+MDB_PID=$MARIADBD_PID
+log "mariadbd $(root_sql -e 'SELECT VERSION()') (pid $MDB_PID)"
 
 # ---------------------------------------------------------------- shards
 SHARDS=${SHARDS:-1}
@@ -175,27 +155,13 @@ if ((SHARDS > 1)); then
     for ((i = 0; i < SHARDS; i++)); do
         free_port; port=$PORT_FOUND
         dir="$TMP/shard$i"
-        install_datadir "$dir" || die "mariadb-install-db failed for shard $i"
-        start_mariadbd "$dir" "$port" \
-            --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=128M \
-            --performance-schema=OFF --skip-name-resolve --max-connections=500
-        SHARD_PIDS+=("$MARIADBD_PID")
-        SHARD_PORTS+=("$port")
         shard_sql() { dir_sql "$dir" "$@"; }
-        wait_mariadbd "$dir" "$MARIADBD_PID"
-        drop_anonymous_users "$dir"
-        shard_sql <<SQL || die "cannot create users on shard $i"
-CREATE DATABASE sbtest;
-CREATE USER '$SB_USER'@'127.0.0.1' IDENTIFIED BY '$SB_PASS';
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON sbtest.* TO '$SB_USER'@'127.0.0.1';
-CREATE USER '$ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$ADMIN_PASS';
-GRANT SELECT ON mysql.* TO '$ADMIN_USER'@'127.0.0.1';
-SQL
         # The same rows as the unsharded server, then keep this shard's
         # buckets only: CRC32 of the key's decimal text modulo the bucket
         # count, equal contiguous ranges (README, "Which shard a key goes to").
-        timeout 600 sysbench oltp_read_only "${SB_COMMON[@]}" --mysql-port="$port" prepare \
-            >"$OUT/prepare-shard$i.log" 2>&1 || die "sysbench prepare failed on shard $i"
+        sbtest_server "$dir" "$port" 128M "$OUT/prepare-shard$i.log"
+        SHARD_PIDS+=("$MARIADBD_PID")
+        SHARD_PORTS+=("$port")
         lo=$((i * BUCKETS / SHARDS)); hi=$(((i + 1) * BUCKETS / SHARDS - 1))
         shard_sql -e "DELETE FROM sbtest.sbtest1 WHERE CRC32(id) % $BUCKETS NOT BETWEEN $lo AND $hi"
         log "shard $i on 127.0.0.1:$port (pid ${SHARD_PIDS[-1]}): buckets $lo-$hi, $(shard_sql -e 'SELECT COUNT(*) FROM sbtest.sbtest1') rows"
