@@ -940,3 +940,48 @@ fn last_commands_before_a_half_close_are_answered() {
     let (heard, _) = direct_then_proxy(&db, |t| last_words_scenario(&db, t, Leaving::HalfClose));
     assert!(heard.3.contains("[0, 1, 0"), "the INSERT's OK: {}", heard.3);
 }
+
+/// A client that leaves while its statement waits: the server hears the
+/// close as from a direct client (the proxy passes the end of the client's
+/// input on), so a SLEEP, which watches its connection, stops within
+/// seconds instead of holding a server thread to its end. Returns whether
+/// the server let go of the connection in time.
+fn left_while_waiting_scenario(db: &MariaDb, t: &Target) -> bool {
+    let mut r = RawClient::login_to(t.port, APP_USER, APP_PASSWORD, Some(APP_DB));
+    r.seq = 0;
+    r.write_packet(b"\x03SELECT SLEEP(60)").unwrap();
+    // The statement is running on the server before the client leaves.
+    let running = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let n: i64 = db
+            .root_conn()
+            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(60)'")
+            .unwrap()
+            .unwrap();
+        n == 1
+    });
+    assert!(running, "{}: the SLEEP never started", t.name);
+    drop(r);
+    // MariaDB looks at a sleeping statement's connection every 5 s.
+    let released = (0..150).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        let open: i64 = db
+            .root_conn()
+            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
+            .unwrap()
+            .unwrap();
+        open == 0
+    });
+    assert!(
+        released,
+        "{}: the server still runs the SLEEP 15 s after the client left",
+        t.name
+    );
+    released
+}
+
+#[test]
+fn a_client_leaving_mid_statement_is_heard_by_the_server() {
+    let db = MariaDb::start();
+    direct_then_proxy(&db, |t| left_while_waiting_scenario(&db, t));
+}

@@ -130,6 +130,9 @@ pub struct Backend {
     /// The server hung up or the socket failed: read until `Closed`, never
     /// trust a short read to mean "drained".
     pub hup: bool,
+    /// The client's end of input was passed on (the write side shut, see
+    /// `Session::pass_on_client_eof`): never lent again.
+    pub sent_eof: bool,
     /// Proxy-made packets on their way to the server.
     pub out: Buffer,
     /// Packets the proxy reads itself (login, intercepted replies).
@@ -241,6 +244,7 @@ impl Backend {
             readable: false,
             writable: false,
             hup: false,
+            sent_eof: false,
             out: Buffer::new(LOGIN_BUFFER),
             inbox: Buffer::new(LOGIN_BUFFER),
             mode: Mode::Connecting,
@@ -263,7 +267,11 @@ impl Backend {
     /// Whether a connection coming back to the pool can be lent again: logged
     /// in, nothing half-sent or unread, the server still there.
     pub fn reusable(&self) -> bool {
-        self.mode == Mode::Ready && self.out.is_empty() && self.inbox.is_empty() && !self.hup
+        self.mode == Mode::Ready
+            && self.out.is_empty()
+            && self.inbox.is_empty()
+            && !self.hup
+            && !self.sent_eof
     }
 
     /// An idle connection about to be lent: false if the server closed it

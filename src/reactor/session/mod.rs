@@ -36,7 +36,9 @@
 //! A client that closes does not take back what it wrote before: commands
 //! already read still go to the server (`front_eof`, `owes_backend`), so a
 //! pipelined INSERT and COM_QUIT written just before a close are executed
-//! and said goodbye to, as the server would have read them.
+//! and said goodbye to, as the server would have read them; then the
+//! server's connection gets the end of input where the client's ended
+//! (`pass_on_client_eof`), so a statement left waiting stops as it would.
 //!
 //! Files, one concern each: this one holds the session, its phases and the
 //! drive loop; `login.rs` logs the client in (and handles COM_CHANGE_USER);
@@ -203,8 +205,10 @@ pub struct Session {
     /// The client's input has ended (it closed, or its socket failed). What
     /// it sent before still goes to the server, in order, as the server
     /// would have read it: clients such as sysbench write their statement
-    /// closes and COM_QUIT and close at once. The session closes when
-    /// nothing it sent is still owed to or by a backend (`owes_backend`).
+    /// closes and COM_QUIT and close at once. Once the backend has all of
+    /// it, the backend's input ends too (`pass_on_client_eof`); the session
+    /// closes when nothing it sent is owed to or by a backend
+    /// (`owes_backend`).
     front_eof: bool,
     /// Client bytes: the first `in_ready` are cleared to go to the backend.
     front_in: Buffer,
@@ -468,17 +472,42 @@ impl Session {
             }
 
             if !progress {
-                if self.front_eof && self.out_ready == 0 && !self.owes_backend() {
-                    // Nothing more will come from the client, and nothing
-                    // it sent waits for a backend: done. (A command cut
-                    // short by the close dies with the connections.)
-                    return Liveness::Closed;
+                if self.front_eof {
+                    if self.out_ready == 0 && !self.owes_backend() {
+                        // Nothing more will come from the client, and
+                        // nothing it sent waits for a backend: done. (A
+                        // command cut short by the close dies with the
+                        // connections.)
+                        return Liveness::Closed;
+                    }
+                    self.pass_on_client_eof();
                 }
                 self.release_empty_buffers();
                 return Liveness::Alive;
             }
         }
         Liveness::Busy
+    }
+
+    /// The client's input has ended and the backend has all of it: that
+    /// backend's input ends too (its write side is shut), as a direct
+    /// client's close would end the server's, and at the same point in the
+    /// stream. A statement that watches its connection (SLEEP, a lock wait)
+    /// then stops within seconds instead of holding a server thread to its
+    /// end; a reply already on its way still comes. Once per backend.
+    fn pass_on_client_eof(&mut self) {
+        let held = &self.front_in.data()[self.in_ready..];
+        let command_held =
+            frame::parse_header(held).is_some_and(|h| held.len() >= HEADER_LEN + h.len);
+        if self.in_ready > 0 || command_held {
+            return;
+        }
+        if let Some(back) = self.back.as_mut() {
+            if !back.sent_eof && back.out.is_empty() && back.relaying() {
+                let _ = back.stream.shutdown(std::net::Shutdown::Write);
+                back.sent_eof = true;
+            }
+        }
     }
 
     /// Whether something the client sent is still on its way to a backend
