@@ -845,6 +845,29 @@ fn raw_prepare(r: &mut RawClient, sql: &str) -> u32 {
     id
 }
 
+/// A COUNT(*) as the server answers it now.
+fn count_now(db: &MariaDb, sql: &str) -> i64 {
+    db.root_conn().query_first(sql).unwrap().unwrap()
+}
+
+/// Whether `done` comes true within `limit` (asked every 50 ms).
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The app user's connections the server has open.
+const APP_CONNECTIONS: &str =
+    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'";
+
 fn global_status(db: &MariaDb, name: &str) -> u64 {
     let row: Option<(String, u64)> = db
         .root_conn()
@@ -868,12 +891,7 @@ enum Leaving {
 /// connection. Returns (aborted connections, statements closed, rows
 /// inserted, what a half-closing client read).
 fn last_words_scenario(db: &MariaDb, t: &Target, leaving: Leaving) -> (u64, u64, i64, String) {
-    let rows = || -> i64 {
-        db.root_conn()
-            .query_first("SELECT COUNT(*) FROM app.last_words")
-            .unwrap()
-            .unwrap()
-    };
+    let rows = || count_now(db, "SELECT COUNT(*) FROM app.last_words");
     let (aborted, closed, inserted) = (
         global_status(db, "Aborted_clients"),
         global_status(db, "Com_stmt_close"),
@@ -901,14 +919,8 @@ fn last_words_scenario(db: &MariaDb, t: &Target, leaving: Leaving) -> (u64, u64,
         }
     }
     // The server has heard the client out once the app's connection is gone.
-    let gone = (0..100).any(|_| {
-        let open: i64 = db
-            .root_conn()
-            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
-            .unwrap()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        open == 0
+    let gone = eventually(Duration::from_secs(5), || {
+        count_now(db, APP_CONNECTIONS) == 0
     });
     assert!(gone, "{}: the server still has the connection", t.name);
     let outcome = (
@@ -951,26 +963,17 @@ fn left_while_waiting_scenario(db: &MariaDb, t: &Target) -> bool {
     r.seq = 0;
     r.write_packet(b"\x03SELECT SLEEP(60)").unwrap();
     // The statement is running on the server before the client leaves.
-    let running = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        let n: i64 = db
-            .root_conn()
-            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(60)'")
-            .unwrap()
-            .unwrap();
-        n == 1
+    let running = eventually(Duration::from_secs(5), || {
+        count_now(
+            db,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'",
+        ) == 1
     });
     assert!(running, "{}: the SLEEP never started", t.name);
     drop(r);
     // MariaDB looks at a sleeping statement's connection every 5 s.
-    let released = (0..150).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        let open: i64 = db
-            .root_conn()
-            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'app'")
-            .unwrap()
-            .unwrap();
-        open == 0
+    let released = eventually(Duration::from_secs(15), || {
+        count_now(db, APP_CONNECTIONS) == 0
     });
     assert!(
         released,
