@@ -1,5 +1,5 @@
-# perf/lib.sh: helpers shared by perf/sysbench.sh, perf/pool.sh and
-# perf/idle_connections.sh. It is sourced by them (`source perf/lib.sh`), not
+# perf/lib.sh: helpers shared by perf/sysbench.sh, perf/instructions.sh,
+# perf/pool.sh and perf/idle_connections.sh. It is sourced by them (`source perf/lib.sh`), not
 # run: it only defines functions and two globals (TAKEN, the ports handed
 # out; AWK_STATS, awk functions for the summaries) and starts nothing.
 #
@@ -7,7 +7,9 @@
 # TMP (the run's temporary directory), START_EPOCH and LIMIT (over_limit), HZ
 # and NCPU (wait_quiet, cpu_row), OTHERS_MAX and QUIET_WAIT (wait_quiet), and
 # for run_reps: PATHS, REPS, WORKLOADS, THREADS, TIME, RETRIES, CSV, n_work,
-# n_threads. Hooks the caller defines: cleanup (install_traps), ours_ticks
+# n_threads; for sbtest_server and start_dbrouter: SB_USER, SB_PASS,
+# ADMIN_USER, ADMIN_PASS, SB_COMMON and the array SERVER_PIDS (which
+# stop_servers stops). Hooks the caller defines: cleanup (install_traps), ours_ticks
 # (wait_quiet) and run_one (run_reps).
 
 # ---------------------------------------------------------------- messages
@@ -205,6 +207,19 @@ SQL
 stop_servers() {
     local pid
     for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do stop_pid "$pid" mariadbd 60; done
+}
+
+# start_dbrouter bin port backend_port log [command...]: dbrouter for one
+# backend (--listen/--backend, serving the accounts it reads as ADMIN_USER)
+# with REACTORS reactors, pinned as PIN says, under COMMAND if given
+# (valgrind, say), in the background -> STARTED_PID.
+start_dbrouter() {
+    local bin=$1 port=$2 backend=$3 log=$4
+    shift 4
+    DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
+        "$@" "$bin" --listen "127.0.0.1:$port" --backend "127.0.0.1:$backend" \
+        --reactors "${REACTORS:-2}" --pin-cores "${PIN:-true}" >"$log" 2>&1 &
+    STARTED_PID=$!
 }
 
 # ---------------------------------------------------------------- haproxy

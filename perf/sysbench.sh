@@ -193,17 +193,14 @@ start_haproxy "$HAP_PORT" "$MDB_PORT" 4096
 # ---------------------------------------------------------------- dbrouter
 if ((SHARDS > 1)); then
     "$DBROUTER_BIN" --config "$TMP/dbrouter.toml" --pin-cores "$PIN" >"$TMP/dbrouter.log" 2>&1 &
+    DBR_PID=$!
 else
-    DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
-        "$DBROUTER_BIN" --listen "127.0.0.1:$DBR_PORT" --backend "127.0.0.1:$MDB_PORT" \
-        --reactors "$REACTORS" --pin-cores "$PIN" >"$TMP/dbrouter.log" 2>&1 &
+    start_dbrouter "$DBROUTER_BIN" "$DBR_PORT" "$MDB_PORT" "$TMP/dbrouter.log"
+    DBR_PID=$STARTED_PID
 fi
-DBR_PID=$!
 if [[ -n $DBROUTER_BIN_B ]]; then
-    DBROUTER_ADMIN_USER=$ADMIN_USER DBROUTER_ADMIN_PASSWORD=$ADMIN_PASS \
-        "$DBROUTER_BIN_B" --listen "127.0.0.1:$DBRB_PORT" --backend "127.0.0.1:$MDB_PORT" \
-        --reactors "$REACTORS" --pin-cores "$PIN" >"$TMP/dbrouter_b.log" 2>&1 &
-    DBRB_PID=$!
+    start_dbrouter "$DBROUTER_BIN_B" "$DBRB_PORT" "$MDB_PORT" "$TMP/dbrouter_b.log"
+    DBRB_PID=$STARTED_PID
 fi
 
 wait_sql "$HAP_PORT" "$SB_USER" "$SB_PASS" 20 || { cat "$TMP/haproxy.log" >&2; die "haproxy not answering on $HAP_PORT"; }

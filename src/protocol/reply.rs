@@ -518,11 +518,13 @@ impl ReplyTracker {
     /// stopped.
     fn skip_rows(&mut self, buf: &[u8], mut pos: usize) -> usize {
         let binary = self.binary_rows();
-        while let Some(&[b0, b1, b2, seq, first]) = buf.get(pos..pos + HEADER_LEN + 1) {
-            let len = usize::from(b0) | usize::from(b1) << 8 | usize::from(b2) << 16;
-            let end = pos + HEADER_LEN + len;
-            if len == 0
-                || len >= MAX_FRAME_PAYLOAD
+        while let (Some(h), Some(&first)) = (
+            buf.get(pos..).and_then(parse_header),
+            buf.get(pos + HEADER_LEN),
+        ) {
+            let end = pos + HEADER_LEN + h.len;
+            if h.len == 0
+                || h.len >= MAX_FRAME_PAYLOAD
                 || end > buf.len()
                 || first >= 0xfe
                 || (binary && first != 0x00)
@@ -530,12 +532,12 @@ impl ReplyTracker {
                 break;
             }
             if !self.started {
-                self.first_seq = seq;
+                self.first_seq = h.seq;
                 self.started = true;
             }
             self.rows += 1;
             self.hashing = false;
-            self.next_seq = seq.wrapping_add(1);
+            self.next_seq = h.seq.wrapping_add(1);
             pos = end;
         }
         pos

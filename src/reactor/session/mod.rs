@@ -496,9 +496,7 @@ impl Session {
     /// then stops within seconds instead of holding a server thread to its
     /// end; a reply already on its way still comes. Once per backend.
     fn pass_on_client_eof(&mut self) {
-        let held = &self.front_in.data()[self.in_ready..];
-        let command_held =
-            frame::parse_header(held).is_some_and(|h| held.len() >= HEADER_LEN + h.len);
+        let command_held = matches!(self.whole_client_packet(), Ok(Some(_)));
         if self.in_ready > 0 || command_held {
             return;
         }
