@@ -113,6 +113,10 @@ pub struct Ctx<'a> {
     pub pool: &'a mut Pool,
     /// This reactor's counters.
     pub stats: &'a Arc<ReactorStats>,
+    /// The reactor is going through a batch of events: a relaying session
+    /// reads and parses now and leaves its writes for the batch's end
+    /// (`Reactor::send_held`).
+    pub hold_sends: bool,
 }
 
 /// A running reactor, as seen from the main thread.
@@ -167,6 +171,8 @@ pub fn spawn_all(
             peers: peers.clone(),
             inbox,
             again: Vec::new(),
+            holding: false,
+            held: Vec::new(),
             drain_deadline: None,
         };
         let core = *core;
@@ -212,6 +218,10 @@ struct Reactor {
     inbox: crossbeam_channel::Receiver<Handoff>,
     /// Sessions that stopped at their round limit with work left.
     again: Vec<usize>,
+    /// While going through a batch of events (`Ctx::hold_sends`).
+    holding: bool,
+    /// Sessions that held writes back during this batch.
+    held: Vec<usize>,
     drain_deadline: Option<Instant>,
 }
 
@@ -242,6 +252,7 @@ impl Reactor {
                 }
             }
             let now = Instant::now();
+            self.holding = true;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
@@ -262,6 +273,8 @@ impl Reactor {
                     }
                 }
             }
+            self.holding = false;
+            self.send_held(now);
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, now);
             }
@@ -314,6 +327,7 @@ impl Reactor {
             draining: self.drain_deadline.is_some(),
             pool: &mut self.pool,
             stats: &self.stats,
+            hold_sends: self.holding,
         };
         (ctx, &mut self.sessions)
     }
@@ -330,11 +344,38 @@ impl Reactor {
                 log::error!("reactor: session {key} panicked (a bug); closing it");
                 Liveness::Closed
             });
+        let held = session.take_held_sends();
         match outcome {
             Liveness::Alive => {}
             Liveness::Busy => self.again.push(key),
-            Liveness::Closed => self.close(key),
+            Liveness::Closed => return self.close(key),
         }
+        if held {
+            self.held.push(key);
+        }
+    }
+
+    /// The end of a batch of events: the sessions that held writes back
+    /// write now, every client's reply first, then the rest (commands to
+    /// the servers). Each write wakes the thread that waits for it; woken
+    /// together, clients and servers then run one after another on a core
+    /// instead of alternating with the reactor and with each other between
+    /// each read. Under sysbench at 64 threads this took the reactor's CPU
+    /// per query down 5%, and sysbench's 8% (perf/README.md, 2026-11-22).
+    /// A session that had several events may be listed twice: its second
+    /// drive finds nothing to do.
+    fn send_held(&mut self, now: Instant) {
+        // Drives outside a batch hold nothing, so `held` does not grow here.
+        for i in 0..self.held.len() {
+            if let Some(session) = self.sessions.get_mut(self.held[i]) {
+                // A client gone is found again, and closed, by the drive.
+                let _ = session.send_to_client();
+            }
+        }
+        for i in 0..self.held.len() {
+            self.drive(self.held[i], now);
+        }
+        self.held.clear();
     }
 
     fn on_deadline(&mut self, key: usize, generation: u64, now: Instant) {
@@ -425,6 +466,7 @@ impl Reactor {
             draining: false,
             pool: &mut self.pool,
             stats: &self.stats,
+            hold_sends: false,
         };
         let session = Session::new(key, stream, peer, connection_id, &mut ctx);
         entry.insert(session);

@@ -11,7 +11,15 @@ impl Session {
             return false;
         };
         let mut progress = false;
-        if back.writable {
+        // Relayed bytes wait for the end of the event batch (`Ctx::hold_sends`).
+        let hold = back.writable
+            && ctx.hold_sends
+            && back.relaying()
+            && (!back.out.is_empty() || self.in_ready > 0);
+        if hold {
+            self.sends_held = true;
+        }
+        if back.writable && !hold {
             match back.check_connected() {
                 Ok(true) => {}
                 Ok(false) => {

@@ -259,6 +259,8 @@ pub struct Session {
     login: Option<BackendLogin>,
     /// The generation of the one live deadline (0: none); others are stale.
     timer_generation: u64,
+    /// A drive left writes for the end of the event batch (`holds_sends`).
+    sends_held: bool,
 }
 
 impl Session {
@@ -304,6 +306,7 @@ impl Session {
             scramble,
             login: None,
             timer_generation: 0,
+            sends_held: false,
         };
         let greeting = Greeting {
             server_version: &ctx.shared.server_version,
@@ -408,23 +411,17 @@ impl Session {
         for _ in 0..MAX_ROUNDS {
             let mut progress = false;
 
-            // 1. To the client.
+            // 1. To the client (at the end of the event batch if relaying).
             if self.front_writable && self.out_ready > 0 {
-                match self.front_out.write_to(&mut self.front, self.out_ready) {
-                    Io::Moved(n) => {
-                        self.out_ready -= n;
-                        progress = true;
+                if self.holds_sends(ctx) {
+                    self.sends_held = true;
+                } else {
+                    match self.send_to_client() {
+                        Some(moved) => progress |= moved,
+                        // Nothing can reach the client any more: close
+                        // now, so a server streaming a reply to it stops too.
+                        None => return Liveness::Closed,
                     }
-                    Io::Short(n) => {
-                        self.out_ready -= n;
-                        self.front_writable = false;
-                        progress = true;
-                    }
-                    Io::WouldBlock => self.front_writable = false,
-                    // Nothing can reach the client any more: close now, so
-                    // a server streaming a reply to it stops too.
-                    Io::Closed => return Liveness::Closed,
-                    Io::Nothing => {}
                 }
             }
             if let Phase::Closing = self.phase {
@@ -487,6 +484,44 @@ impl Session {
             }
         }
         Liveness::Busy
+    }
+
+    /// Writes what is cleared for the client: whether bytes moved, `None`
+    /// if the client is gone.
+    pub fn send_to_client(&mut self) -> Option<bool> {
+        if !self.front_writable || self.out_ready == 0 {
+            return Some(false);
+        }
+        match self.front_out.write_to(&mut self.front, self.out_ready) {
+            Io::Moved(n) => {
+                self.out_ready -= n;
+                Some(true)
+            }
+            Io::Short(n) => {
+                self.out_ready -= n;
+                self.front_writable = false;
+                Some(true)
+            }
+            Io::WouldBlock => {
+                self.front_writable = false;
+                Some(false)
+            }
+            Io::Closed => None,
+            Io::Nothing => Some(false),
+        }
+    }
+
+    /// Whether this drive leaves the relay's writes to the end of the
+    /// reactor's event batch (`Ctx::hold_sends`). Only a relaying session
+    /// holds them: a login or a greeting goes at once.
+    pub(super) fn holds_sends(&self, ctx: &Ctx<'_>) -> bool {
+        ctx.hold_sends && self.back.as_ref().is_some_and(Backend::relaying)
+    }
+
+    /// A drive held writes back (`holds_sends`): the reactor drives the
+    /// session again at the end of its event batch. Reading it clears it.
+    pub fn take_held_sends(&mut self) -> bool {
+        std::mem::take(&mut self.sends_held)
     }
 
     /// The client's input has ended and the backend has all of it: that
