@@ -402,6 +402,42 @@ fn prepared_statements_stay_bounded_on_the_server() {
     );
 }
 
+/// Server connections opened so far (its `Connections` counter).
+fn server_connections(db: &MariaDb) -> u64 {
+    let row: Option<(String, u64)> = db
+        .root_conn()
+        .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
+        .unwrap();
+    row.unwrap().1
+}
+
+#[test]
+fn a_statement_pushed_out_of_the_cache_does_not_cost_the_connection() {
+    // With a cache of one statement, every new prepare queues the close of
+    // the one before on the connection, as the reply that made it ends.
+    // The connection must go back to the pool after that close is written,
+    // not be retired because the close had not been written yet.
+    let db = MariaDb::start();
+    let proxy = pooled_proxy(
+        &db,
+        1,
+        1,
+        &[("statement_cache", "1"), ("wait_timeout_ms", "20000")],
+    );
+    let mut conn = proxy.target().conn();
+    let got: Option<i64> = conn.query_first("SELECT 1").unwrap();
+    assert_eq!(got, Some(1));
+    let before = server_connections(&db);
+    for i in 0..20 {
+        let stmt = conn.prep(format!("SELECT ? + {i}")).unwrap();
+        let got: Option<i64> = conn.exec_first(&stmt, (1,)).unwrap();
+        assert_eq!(got, Some(i + 1));
+    }
+    // The root connection that reads the counter is one of them.
+    let opened = server_connections(&db) - before - 1;
+    assert_eq!(opened, 0, "connections opened for 20 prepares");
+}
+
 #[test]
 fn last_insert_id_is_the_clients_own() {
     let db = MariaDb::start();
@@ -435,14 +471,7 @@ fn last_insert_id_is_the_clients_own() {
 fn clients_with_different_settings_reuse_connections_that_fit() {
     let db = MariaDb::start();
     let proxy = pooled_proxy(&db, 1, 4, &[("wait_timeout_ms", "20000")]);
-    let connections = |db: &MariaDb| -> u64 {
-        let row: Option<(String, u64)> = db
-            .root_conn()
-            .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
-            .unwrap();
-        row.unwrap().1
-    };
-    let before = connections(&db);
+    let before = server_connections(&db);
     let clients: Vec<_> = (0..8)
         .map(|client| {
             let target = proxy.target();
@@ -462,7 +491,7 @@ fn clients_with_different_settings_reuse_connections_that_fit() {
     }
     // 800 statements from clients in two settings: connections are lent to
     // clients whose settings they already have, not logged in anew.
-    let opened = connections(&db) - before - 1; // minus the counting one
+    let opened = server_connections(&db) - before - 1; // minus the counting one
     eprintln!("800 statements in two settings: {opened} backend logins");
     assert!(opened <= 40, "{opened} backend logins");
 }

@@ -183,6 +183,13 @@ impl Session {
         {
             return;
         }
+        // What the proxy queued for the backend (the close of a statement
+        // pushed out of its cache) goes first: the connection is lent again
+        // once the server has it, not retired for holding it. Its write
+        // may be waiting for the end of the event batch.
+        if self.back.as_ref().is_some_and(|b| !b.out.is_empty()) {
+            return;
+        }
         // Cursors and long data may have changed without a reply.
         record_pins(ctx, self.key, self.pins.settle());
         if self.pins.pinned() {
