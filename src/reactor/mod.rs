@@ -360,8 +360,9 @@ impl Reactor {
     /// the servers). Each write wakes the thread that waits for it; woken
     /// together, clients and servers then run one after another on a core
     /// instead of alternating with the reactor and with each other between
-    /// each read. Under sysbench at 64 threads this took the reactor's CPU
-    /// per query down 5%, and sysbench's 8% (perf/README.md, 2026-11-22).
+    /// each read. Under sysbench at 64 threads this raised QPS 5% and took
+    /// the proxy's CPU per query down 9% and sysbench's 8% (perf/README.md,
+    /// 2026-11-22; `perf/switches.sh` counts the switches).
     /// A session that had several events may be listed twice: its second
     /// drive finds nothing to do.
     fn send_held(&mut self, now: Instant) {
