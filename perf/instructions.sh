@@ -47,54 +47,15 @@ DBROUTER_BIN=${DBROUTER_BIN:-$ROOT/target/release/dbrouter}
 DBROUTER_BIN_B=${DBROUTER_BIN_B:-}
 export RUST_LOG=${RUST_LOG:-warn}
 
-PATHS=(haproxy dbrouter)
-[[ -n $DBROUTER_BIN_B ]] && PATHS+=(dbrouter_b)
-SB_USER=sbtest
-SB_PASS=sbtest_pw
-ADMIN_USER=dbrouter_admin
-ADMIN_PASS=dbrouter_admin_pw
-START_EPOCH=$(date +%s)
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+init_one_proxy_run
 
 require_integers 1 THREADS WARMUP WINDOW TABLE_SIZE
 require_integers 0 TOP
 parse_ps_mode
 require_commands mariadbd mariadb-install-db mariadb haproxy sysbench valgrind callgrind_control ss timeout
 
-TMP=$(mktemp -d /tmp/dbrouter-instructions.XXXXXX) || die "mktemp failed"
-OUT=$RESULTS_DIR/instructions-$STAMP
-CSV=$RESULTS_DIR/instructions-$STAMP.csv
-mkdir -p "$OUT" || die "cannot create $OUT"
-SERVER_PIDS=() PROXY_PID=""
-
-cleanup() {
-    trap - EXIT INT TERM
-    stop_pid "$PROXY_PID" proxy 20
-    stop_servers
-    cp "$TMP"/*.log "$TMP"/mariadbd.err "$OUT/" 2>/dev/null
-    rm -rf "$TMP"
-    log "stopped everything; logs in $OUT"
-}
-install_traps
-
 n_work=$(wc -w <<<"$WORKLOADS")
-EST=$((${#PATHS[@]} * (n_work * (WARMUP + WINDOW + 8) + 20) + 60))
-LIMIT=$((EST * 3 + 300))
-log "estimated total time: ~$((EST / 60)) min $((EST % 60)) s (hard limit $((LIMIT / 60)) min)"
-
-build_if_stale "$OUT/build.log"
-[[ -x $DBROUTER_BIN ]] || die "no dbrouter binary at $DBROUTER_BIN"
-[[ -z $DBROUTER_BIN_B || -x $DBROUTER_BIN_B ]] || die "no dbrouter binary at $DBROUTER_BIN_B"
-
-free_port && MDB_PORT=$PORT_FOUND || die "no free port"
-free_port && PROXY_PORT=$PORT_FOUND || die "no free port"
-
-SB_COMMON=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-user="$SB_USER"
-    --mysql-password="$SB_PASS" --mysql-db=sbtest --tables=1 --table-size="$TABLE_SIZE")
-log "mariadbd in $TMP on 127.0.0.1:$MDB_PORT, sbtest1 of $TABLE_SIZE rows"
-sbtest_server "$TMP" "$MDB_PORT" 256M "$OUT/prepare.log"
-
-questions() { root_sql -e "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{print $2}'; }
+start_one_proxy_run instructions $((${#PATHS[@]} * (n_work * (WARMUP + WINDOW + 8) + 20) + 60))
 
 # The instructions of one callgrind dump, by function (their own, not their
 # callees'): "instructions function" lines, most first. Dumps are written

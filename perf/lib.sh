@@ -73,6 +73,62 @@ install_traps() {
     trap 'log "terminated"; exit 143' TERM
 }
 
+# init_one_proxy_run: the paths (haproxy, dbrouter, and dbrouter_b when
+# DBROUTER_BIN_B is set), accounts, start time and stamp of a script that
+# runs one proxy at a time (then start_one_proxy_run).
+init_one_proxy_run() {
+    PATHS=(haproxy dbrouter)
+    [[ -n ${DBROUTER_BIN_B:-} ]] && PATHS+=(dbrouter_b)
+    SB_USER=sbtest
+    SB_PASS=sbtest_pw
+    ADMIN_USER=dbrouter_admin
+    ADMIN_PASS=dbrouter_admin_pw
+    START_EPOCH=$(date +%s)
+    STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+}
+
+# start_one_proxy_run name est_seconds: the common start of scripts that
+# run one proxy at a time in front of one server (instructions.sh,
+# switches.sh). A temporary directory TMP; the results OUT (a directory)
+# and CSV named after the script and STAMP; traps whose cleanup stops the
+# proxy (PROXY_PID) and the servers (SERVER_PIDS), keeps their logs in OUT
+# and removes TMP; the time estimate and its hard LIMIT; the build when
+# stale (DBROUTER_BIN, and DBROUTER_BIN_B if set, must then exist); free
+# ports MDB_PORT and PROXY_PORT; sysbench's common arguments SB_COMMON; and
+# the sbtest server, its pid MDB_PID.
+start_one_proxy_run() {
+    local name=$1 est=$2
+    TMP=$(mktemp -d "/tmp/dbrouter-$name.XXXXXX") || die "mktemp failed"
+    OUT=$RESULTS_DIR/$name-$STAMP
+    CSV=$RESULTS_DIR/$name-$STAMP.csv
+    mkdir -p "$OUT" || die "cannot create $OUT"
+    SERVER_PIDS=() PROXY_PID=""
+    cleanup() {
+        trap - EXIT INT TERM
+        stop_pid "$PROXY_PID" proxy 20
+        stop_servers
+        cp "$TMP"/*.log "$TMP"/mariadbd.err "$OUT/" 2>/dev/null
+        rm -rf "$TMP"
+        log "stopped everything; logs in $OUT"
+    }
+    install_traps
+    LIMIT=$((est * 3 + 300))
+    log "estimated total time: ~$((est / 60)) min $((est % 60)) s (hard limit $((LIMIT / 60)) min)"
+    build_if_stale "$OUT/build.log"
+    [[ -x $DBROUTER_BIN ]] || die "no dbrouter binary at $DBROUTER_BIN"
+    [[ -z ${DBROUTER_BIN_B:-} || -x $DBROUTER_BIN_B ]] || die "no dbrouter binary at $DBROUTER_BIN_B"
+    free_port && MDB_PORT=$PORT_FOUND || die "no free port"
+    free_port && PROXY_PORT=$PORT_FOUND || die "no free port"
+    SB_COMMON=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-user="$SB_USER"
+        --mysql-password="$SB_PASS" --mysql-db=sbtest --tables=1 --table-size="$TABLE_SIZE")
+    log "mariadbd in $TMP on 127.0.0.1:$MDB_PORT, sbtest1 of $TABLE_SIZE rows"
+    sbtest_server "$TMP" "$MDB_PORT" 256M "$OUT/prepare.log"
+    MDB_PID=${SERVER_PIDS[0]}
+}
+
+# questions: the run's server's Questions counter (it counts its own read).
+questions() { root_sql -e "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{print $2}'; }
+
 # ---------------------------------------------------------------- build
 # build_if_stale logfile [note]: cargo build --release when DBROUTER_BIN is
 # missing or older than the sources (unless BUILD=0); a failed build falls

@@ -47,52 +47,13 @@ PIN=${PIN:-true}
 HAPROXY_PIN=$PIN
 export RUST_LOG=${RUST_LOG:-warn}
 
-PATHS=(haproxy dbrouter)
-[[ -n $DBROUTER_BIN_B ]] && PATHS+=(dbrouter_b)
-SB_USER=sbtest
-SB_PASS=sbtest_pw
-ADMIN_USER=dbrouter_admin
-ADMIN_PASS=dbrouter_admin_pw
-START_EPOCH=$(date +%s)
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+init_one_proxy_run
 
 require_integers 1 THREADS REPS WARMUP WINDOW TABLE_SIZE
 parse_ps_mode
 require_commands mariadbd mariadb-install-db mariadb haproxy sysbench perf ss timeout
 
-TMP=$(mktemp -d /tmp/dbrouter-switches.XXXXXX) || die "mktemp failed"
-OUT=$RESULTS_DIR/switches-$STAMP
-CSV=$RESULTS_DIR/switches-$STAMP.csv
-mkdir -p "$OUT" || die "cannot create $OUT"
-SERVER_PIDS=() PROXY_PID=""
-
-cleanup() {
-    trap - EXIT INT TERM
-    stop_pid "$PROXY_PID" proxy 20
-    stop_servers
-    cp "$TMP"/*.log "$TMP"/mariadbd.err "$OUT/" 2>/dev/null
-    rm -rf "$TMP"
-    log "stopped everything; logs in $OUT"
-}
-install_traps
-
-EST=$((REPS * ${#PATHS[@]} * (WARMUP + WINDOW + 12) + 60))
-LIMIT=$((EST * 3 + 300))
-log "estimated total time: ~$((EST / 60)) min $((EST % 60)) s (hard limit $((LIMIT / 60)) min)"
-
-build_if_stale "$OUT/build.log"
-[[ -x $DBROUTER_BIN ]] || die "no dbrouter binary at $DBROUTER_BIN"
-[[ -z $DBROUTER_BIN_B || -x $DBROUTER_BIN_B ]] || die "no dbrouter binary at $DBROUTER_BIN_B"
-
-free_port && MDB_PORT=$PORT_FOUND || die "no free port"
-free_port && PROXY_PORT=$PORT_FOUND || die "no free port"
-SB_COMMON=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-user="$SB_USER"
-    --mysql-password="$SB_PASS" --mysql-db=sbtest --tables=1 --table-size="$TABLE_SIZE")
-log "mariadbd in $TMP on 127.0.0.1:$MDB_PORT, sbtest1 of $TABLE_SIZE rows"
-sbtest_server "$TMP" "$MDB_PORT" 256M "$OUT/prepare.log"
-MDB_PID=${SERVER_PIDS[0]}
-
-questions() { root_sql -e "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{print $2}'; }
+start_one_proxy_run switches $((REPS * ${#PATHS[@]} * (WARMUP + WINDOW + 12) + 60))
 
 # threads_of name pid...: "tid name" for every thread of those processes.
 threads_of() {

@@ -7,15 +7,13 @@ use super::*;
 
 impl Session {
     pub(super) fn pump_backend(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let holds_sends = self.holds_sends(ctx);
         let Some(back) = self.back.as_mut() else {
             return false;
         };
         let mut progress = false;
-        // Relayed bytes wait for the end of the event batch (`Ctx::hold_sends`).
-        let hold = back.writable
-            && ctx.hold_sends
-            && back.relaying()
-            && (!back.out.is_empty() || self.in_ready > 0);
+        // Bytes to write wait for the end of the event batch.
+        let hold = holds_sends && back.writable && (!back.out.is_empty() || self.in_ready > 0);
         if hold {
             self.sends_held = true;
         }
