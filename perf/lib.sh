@@ -1,7 +1,8 @@
-# perf/lib.sh: helpers shared by perf/sysbench.sh, perf/instructions.sh,
-# perf/pool.sh and perf/idle_connections.sh. It is sourced by them (`source perf/lib.sh`), not
-# run: it only defines functions and two globals (TAKEN, the ports handed
-# out; AWK_STATS, awk functions for the summaries) and starts nothing.
+# perf/lib.sh: helpers shared by the scripts of perf/ (sysbench.sh,
+# instructions.sh, switches.sh, pool.sh, idle_connections.sh). It is sourced
+# by them (`source perf/lib.sh`), not run: it only defines functions and two
+# globals (TAKEN, the ports handed out; AWK_STATS, awk functions for the
+# summaries) and starts nothing.
 #
 # Globals the caller sets before using some of these: ROOT (the repository),
 # TMP (the run's temporary directory), START_EPOCH and LIMIT (over_limit), HZ
@@ -9,8 +10,9 @@
 # for run_reps: PATHS, REPS, WORKLOADS, THREADS, TIME, RETRIES, CSV, n_work,
 # n_threads; for sbtest_server and start_dbrouter: SB_USER, SB_PASS,
 # ADMIN_USER, ADMIN_PASS, SB_COMMON and the array SERVER_PIDS (which
-# stop_servers stops). Hooks the caller defines: cleanup (install_traps), ours_ticks
-# (wait_quiet) and run_one (run_reps).
+# stop_servers stops). Hooks the caller defines: cleanup (install_traps;
+# start_one_proxy_run defines it itself), ours_ticks (wait_quiet) and run_one
+# (run_reps).
 
 # ---------------------------------------------------------------- messages
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -91,7 +91,7 @@ OUT=$RESULTS_DIR/sysbench-$STAMP
 CSV=$RESULTS_DIR/sysbench-$STAMP.csv
 mkdir -p "$OUT" || die "cannot create $OUT"
 MDB_PID="" HAP_PID="" DBR_PID="" DBRB_PID=""
-SHARD_PIDS=() SERVER_PIDS=()
+SERVER_PIDS=()
 
 cleanup() {
     trap - EXIT INT TERM
@@ -147,7 +147,6 @@ log "mariadbd $(root_sql -e 'SELECT VERSION()') (pid $MDB_PID)"
 # ---------------------------------------------------------------- shards
 SHARDS=${SHARDS:-1}
 SHARD_PORTS=()
-SHARD_PIDS=()
 SB_EXTRA=()
 if ((SHARDS > 1)); then
     SB_EXTRA=(--skip_trx=on --range_selects=off)
@@ -160,11 +159,10 @@ if ((SHARDS > 1)); then
         # buckets only: CRC32 of the key's decimal text modulo the bucket
         # count, equal contiguous ranges (README, "Which shard a key goes to").
         sbtest_server "$dir" "$port" 128M "$OUT/prepare-shard$i.log"
-        SHARD_PIDS+=("$MARIADBD_PID")
         SHARD_PORTS+=("$port")
         lo=$((i * BUCKETS / SHARDS)); hi=$(((i + 1) * BUCKETS / SHARDS - 1))
         shard_sql -e "DELETE FROM sbtest.sbtest1 WHERE CRC32(id) % $BUCKETS NOT BETWEEN $lo AND $hi"
-        log "shard $i on 127.0.0.1:$port (pid ${SHARD_PIDS[-1]}): buckets $lo-$hi, $(shard_sql -e 'SELECT COUNT(*) FROM sbtest.sbtest1') rows"
+        log "shard $i on 127.0.0.1:$port (pid $MARIADBD_PID): buckets $lo-$hi, $(shard_sql -e 'SELECT COUNT(*) FROM sbtest.sbtest1') rows"
     done
     {
         echo "[proxy]"
@@ -227,10 +225,10 @@ GIT_REV=$(git_rev)
 # ---------------------------------------------------------------- measuring
 # CPU ticks of every database server (the unsharded one and the shards)
 # -> TICKS: with shards, the dbrouter path's server CPU is theirs.
-servers_ticks() { sum_ticks "$MDB_PID" "${SHARD_PIDS[@]}"; }
+servers_ticks() { sum_ticks "${SERVER_PIDS[@]}"; }
 # Our long-running processes (proxies and servers), for wait_quiet and for
 # the "others" column -> TICKS.
-ours_ticks() { sum_ticks "$HAP_PID" "$DBR_PID" "$DBRB_PID" "$MDB_PID" "${SHARD_PIDS[@]}"; }
+ours_ticks() { sum_ticks "$HAP_PID" "$DBR_PID" "$DBRB_PID" "${SERVER_PIDS[@]}"; }
 
 echo "stamp,ps_mode,rep,workload,threads,order,path,status,time_s,wall_s,queries,qps,tps,p95_ms,errors,reconnects,proxy_cpu_s,proxy_cpu_s_per_1kq,mariadbd_cpu_s,mariadbd_cpu_s_per_1kq,sysbench_cpu_s,others_cpu_pct,steal_pct,valid,proxy_user_cpu_s_per_1kq,proxy_voluntary_switches_per_query,proxy_involuntary_switches_per_query" >"$CSV"
 

@@ -337,6 +337,7 @@ impl Reactor {
         let Some(session) = sessions.get_mut(key) else {
             return;
         };
+        let listed = session.sends_held();
         // A bug in one session must not take down the reactor and every
         // other session on it: the session is closed and the bug logged.
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| session.drive(&mut ctx)))
@@ -344,13 +345,14 @@ impl Reactor {
                 log::error!("reactor: session {key} panicked (a bug); closing it");
                 Liveness::Closed
             });
-        let held = session.take_held_sends();
+        // Listed once per batch, however many events the session had.
+        let list = session.sends_held() && !listed;
         match outcome {
             Liveness::Alive => {}
             Liveness::Busy => self.again.push(key),
             Liveness::Closed => return self.close(key),
         }
-        if held {
+        if list {
             self.held.push(key);
         }
     }
@@ -363,12 +365,11 @@ impl Reactor {
     /// each read. Under sysbench at 64 threads this raised QPS 5% and took
     /// the proxy's CPU per query down 9% and sysbench's 8% (perf/README.md,
     /// 2026-11-22; `perf/switches.sh` counts the switches).
-    /// A session that had several events may be listed twice: its second
-    /// drive finds nothing to do.
     fn send_held(&mut self, now: Instant) {
         // Drives outside a batch hold nothing, so `held` does not grow here.
         for i in 0..self.held.len() {
             if let Some(session) = self.sessions.get_mut(self.held[i]) {
+                session.end_hold();
                 // A client gone is found again, and closed, by the drive.
                 let _ = session.send_to_client();
             }

@@ -259,7 +259,8 @@ pub struct Session {
     login: Option<BackendLogin>,
     /// The generation of the one live deadline (0: none); others are stale.
     timer_generation: u64,
-    /// A drive left writes for the end of the event batch (`holds_sends`).
+    /// A drive of this batch left writes for its end (`holds_sends`); the
+    /// reactor has listed the session. Cleared by `end_hold`.
     sends_held: bool,
 }
 
@@ -518,10 +519,15 @@ impl Session {
         ctx.hold_sends && self.back.as_ref().is_some_and(Backend::relaying)
     }
 
-    /// A drive held writes back (`holds_sends`): the reactor drives the
-    /// session again at the end of its event batch. Reading it clears it.
-    pub fn take_held_sends(&mut self) -> bool {
-        std::mem::take(&mut self.sends_held)
+    /// A drive of this batch held writes back (`holds_sends`): the reactor
+    /// lists the session, once, to drive it again at the batch's end.
+    pub fn sends_held(&self) -> bool {
+        self.sends_held
+    }
+
+    /// The batch's end: the held writes are made now.
+    pub fn end_hold(&mut self) {
+        self.sends_held = false;
     }
 
     /// The client's input has ended and the backend has all of it: that
